@@ -1,0 +1,355 @@
+"""Command line: flags compatible with the Go exporter, plus new dotted flags.
+
+Every flag is accepted as ``-flag value``, ``-flag=value``, ``--flag value`` and
+``--flag=value``, as Go's flag package does, so existing systemd options files keep
+working unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any, List, NoReturn, Optional, Sequence
+
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+
+from prometheus_cluster_exporter import __version__
+from prometheus_cluster_exporter.collector import ClusterCollector
+from prometheus_cluster_exporter.config import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TIMERANGE,
+    LOG_LEVELS,
+    Config,
+    ConfigError,
+    parse_listen_address,
+)
+from prometheus_cluster_exporter.http import ExporterServer
+
+log = logging.getLogger("prometheus_cluster_exporter")
+
+TRACE = 5
+PROG = "prometheus-cluster-exporter"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
+
+
+def _flag(parser: Any, name: str, **kwargs: Any) -> None:
+    parser.add_argument(f"-{name}", f"--{name}", **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Prometheus exporter for Lustre IO throughput and metadata operations "
+        "per Slurm account/user and per process name/user/group.",
+        allow_abbrev=False,
+    )
+    g = p.add_argument_group("flags of the original exporter")
+    _flag(
+        g,
+        "promserver",
+        metavar="URL",
+        help="[REQUIRED unless --demo] Prometheus server to query, e.g. http://prometheus-server:9090",
+    )
+    _flag(
+        g,
+        "port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help=f"port to listen on for HTTP requests (default {DEFAULT_PORT})",
+    )
+    _flag(
+        g,
+        "timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="deadline in seconds for every external call of a scrape: each Prometheus "
+        f"query, squeue and getent (default {DEFAULT_TIMEOUT:g})",
+    )
+    _flag(
+        g,
+        "timerange",
+        default=DEFAULT_TIMERANGE,
+        metavar="RANGE",
+        help="range of the rate function: 1-3 digits and a unit s, m, h or d "
+        f"(default {DEFAULT_TIMERANGE})",
+    )
+    _flag(
+        g,
+        "log",
+        default="INFO",
+        metavar="LEVEL",
+        type=str.upper,
+        help=f"log level: {', '.join(LOG_LEVELS)} (default INFO)",
+    )
+    _flag(g, "version", action="store_true", help="print the version and exit")
+
+    w = p.add_argument_group("web")
+    _flag(
+        w,
+        "web.listen-address",
+        dest="listen_address",
+        metavar="[HOST]:PORT",
+        help="address to listen on, e.g. 127.0.0.1:9846 (overrides --port; default :9846)",
+    )
+    _flag(
+        w,
+        "web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        metavar="PATH",
+        help="path of the metrics (default /metrics)",
+    )
+
+    q = p.add_argument_group("queries")
+    _flag(
+        q,
+        "query.rate-function",
+        dest="rate_function",
+        default="irate",
+        choices=("irate", "rate"),
+        help="PromQL rate function (default irate, as the original)",
+    )
+    _flag(
+        q,
+        "lustre.read-metric",
+        dest="read_metric",
+        default="lustre_job_read_bytes_total",
+        metavar="NAME",
+        help="read bytes counter (default lustre_job_read_bytes_total)",
+    )
+    _flag(
+        q,
+        "lustre.write-metric",
+        dest="write_metric",
+        default="lustre_job_write_bytes_total",
+        metavar="NAME",
+        help="write bytes counter (default lustre_job_write_bytes_total)",
+    )
+    _flag(
+        q,
+        "lustre.stats-metric",
+        dest="stats_metric",
+        default="lustre_job_stats_total",
+        metavar="NAME",
+        help="metadata operations counter (default lustre_job_stats_total)",
+    )
+    _flag(
+        q,
+        "lustre.jobid-label",
+        dest="jobid_label",
+        default="jobid",
+        metavar="LABEL",
+        help="label holding the Lustre jobid (default jobid)",
+    )
+    _flag(
+        q,
+        "lustre.target-label",
+        dest="target_label",
+        default="target",
+        metavar="LABEL",
+        help="label holding the Lustre target (default target)",
+    )
+    _flag(
+        q,
+        "lustre.mdt-target-regex",
+        dest="mdt_target_regex",
+        default=".*-MDT[0-9a-fA-F]{4}",
+        metavar="REGEX",
+        help="targets counted as metadata targets (fully anchored; default .*-MDT[0-9a-fA-F]{4})",
+    )
+    _flag(
+        q,
+        "max-response-bytes",
+        dest="max_response_bytes",
+        type=int,
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        metavar="BYTES",
+        help="abandon a query answer larger than this, 0 for no limit "
+        f"(default {DEFAULT_MAX_RESPONSE_BYTES})",
+    )
+
+    s = p.add_argument_group("commands")
+    _flag(
+        s,
+        "slurm.squeue-path",
+        dest="squeue_path",
+        default="squeue",
+        metavar="PATH",
+        help="squeue executable (default: squeue on PATH)",
+    )
+    _flag(
+        s,
+        "getent.path",
+        dest="getent_path",
+        default="getent",
+        metavar="PATH",
+        help="getent executable (default: getent on PATH)",
+    )
+
+    d = p.add_argument_group("other")
+    _flag(
+        d,
+        "demo",
+        action="store_true",
+        help="serve a built-in synthetic cluster; no Prometheus or Slurm needed",
+    )
+    return p
+
+
+def parse_config(argv: Optional[Sequence[str]] = None) -> Config:
+    """Parse flags into a validated Config; exits with status 2 and one message on error."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"{PROG} {__version__}")
+        raise SystemExit(0)
+    try:
+        host, port = "", DEFAULT_PORT
+        if args.listen_address is not None:
+            host, port = parse_listen_address(args.listen_address)
+        elif args.port is not None:
+            port = args.port
+        return Config(
+            promserver=args.promserver,
+            listen_host=host,
+            port=port,
+            timeout=args.timeout,
+            timerange=args.timerange,
+            log_level=args.log,
+            rate_function=args.rate_function,
+            read_metric=args.read_metric,
+            write_metric=args.write_metric,
+            stats_metric=args.stats_metric,
+            jobid_label=args.jobid_label,
+            target_label=args.target_label,
+            mdt_target_regex=args.mdt_target_regex,
+            squeue_path=args.squeue_path,
+            getent_path=args.getent_path,
+            max_response_bytes=args.max_response_bytes,
+            telemetry_path=args.telemetry_path,
+            demo=args.demo,
+        )
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
+def setup_logging(level: str) -> None:
+    logging.addLevelName(TRACE, "TRACE")
+    logging.basicConfig(
+        level=TRACE if level == "TRACE" else getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def build_collector(config: Config) -> ClusterCollector:
+    """Wire the sources named by the configuration into a collector."""
+    if config.demo:
+        from prometheus_cluster_exporter.sources.demo import demo_sources
+
+        lustre, jobs, identities = demo_sources()
+        return ClusterCollector(lustre, jobs, identities, timeout=config.timeout)
+
+    from prometheus_cluster_exporter.sources.identity import GetentSource
+    from prometheus_cluster_exporter.sources.prometheus import (
+        LustreQueries,
+        PrometheusClient,
+        PrometheusLustreSource,
+    )
+    from prometheus_cluster_exporter.sources.slurm import SqueueSource
+
+    queries = LustreQueries.build(
+        rate_function=config.rate_function,
+        window=config.timerange,
+        read_metric=config.read_metric,
+        write_metric=config.write_metric,
+        stats_metric=config.stats_metric,
+        jobid_label=config.jobid_label,
+        target_label=config.target_label,
+        mdt_target_regex=config.mdt_target_regex,
+    )
+    client = PrometheusClient(config.promserver or "", max_response_bytes=config.max_response_bytes)
+    return ClusterCollector(
+        PrometheusLustreSource(client, queries),
+        SqueueSource(config.squeue_path),
+        GetentSource(config.getent_path),
+        timeout=config.timeout,
+    )
+
+
+def build_registry(collector: ClusterCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return registry
+
+
+def listen(config: Config, registry: CollectorRegistry) -> ExporterServer:
+    """Bind the configured address; "all interfaces" is dual-stack where IPv6 exists."""
+    hosts = [config.listen_host] if config.listen_host else ["::", "0.0.0.0"]  # noqa: S104
+    error: Optional[OSError] = None
+    for host in hosts:
+        try:
+            return ExporterServer(
+                (host, config.port), registry, telemetry_path=config.telemetry_path
+            )
+        except OSError as exc:
+            error = exc
+    assert error is not None  # noqa: S101
+    raise error
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    config = parse_config(argv)
+    setup_logging(config.log_level)
+    collector = build_collector(config)
+    registry = build_registry(collector)
+    try:
+        server = listen(config, registry)
+    except OSError as exc:
+        where = f"{config.listen_host or '*'}:{config.port}"
+        print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("Received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    host, port = str(server.server_address[0]), server.server_address[1]
+    shown = f"[{host}]" if ":" in str(host) else host
+    source = "demo cluster" if config.demo else f"Prometheus at {_redacted(config.promserver)}"
+    log.info("Exporter %s started, querying %s", __version__, source)
+    log.info("Listening on http://%s:%s%s", shown, port, config.telemetry_path)
+
+    thread = threading.Thread(target=server.serve_forever, name="http-accept", daemon=True)
+    thread.start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    collector.close()
+    log.info("Exporter finished")
+    return 0
+
+
+def _redacted(url: Optional[str]) -> str:
+    from prometheus_cluster_exporter.sources.prometheus import redact_url
+
+    return redact_url(url or "")

@@ -1,0 +1,124 @@
+"""Validated, immutable configuration.
+
+``Config`` is built once at start-up from the command line (see ``cli``); every value is
+checked in ``__post_init__`` so a bad setting stops the exporter with one clear message
+instead of failing later, on a scrape.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Tuple
+from urllib.parse import urlsplit
+
+DEFAULT_PORT = 9846
+DEFAULT_TIMEOUT = 15.0
+DEFAULT_TIMERANGE = "1m"
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
+RATE_FUNCTIONS = ("irate", "rate")
+
+_TIMERANGE = re.compile(r"[0-9]{1,3}[smhd]")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names the flag and the problem."""
+
+
+def parse_listen_address(address: str) -> Tuple[str, int]:
+    """``[host]:port`` (``:9846``, ``127.0.0.1:9846``, ``[::1]:9846``) -> (host, port)."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ConfigError(f"--web.listen-address: expected [host]:port, got {address!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text)
+    if port > 65535:
+        raise ConfigError(f"--web.listen-address: port {port} is out of range")
+    return host, port
+
+
+@dataclass(frozen=True)
+class Config:
+    promserver: Optional[str] = None
+    listen_host: str = ""
+    port: int = DEFAULT_PORT
+    timeout: float = DEFAULT_TIMEOUT
+    timerange: str = DEFAULT_TIMERANGE
+    log_level: str = "INFO"
+    rate_function: str = "irate"
+    read_metric: str = "lustre_job_read_bytes_total"
+    write_metric: str = "lustre_job_write_bytes_total"
+    stats_metric: str = "lustre_job_stats_total"
+    jobid_label: str = "jobid"
+    target_label: str = "target"
+    mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"
+    squeue_path: str = "squeue"
+    getent_path: str = "getent"
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    telemetry_path: str = "/metrics"
+    demo: bool = False
+
+    def __post_init__(self) -> None:
+        if self.demo:
+            if self.promserver:
+                raise ConfigError("--demo and --promserver exclude each other")
+        elif not self.promserver:
+            raise ConfigError("--promserver is required (e.g. --promserver=http://prometheus:9090)")
+        if self.promserver:
+            parts = urlsplit(self.promserver)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"--promserver: expected an http:// or https:// URL, got {self.promserver!r}"
+                )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port: {self.port} is out of range 0-65535")
+        if not self.timeout > 0 or self.timeout > 3600:
+            raise ConfigError(f"--timeout: must be between 0 and 3600 seconds, got {self.timeout}")
+        if not _TIMERANGE.fullmatch(self.timerange):
+            raise ConfigError(
+                f"--timerange: expected 1-3 digits and a unit s|m|h|d (e.g. 1m), "
+                f"got {self.timerange!r}"
+            )
+        if int(self.timerange[:-1]) == 0:
+            raise ConfigError("--timerange: must not be zero")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"--log: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.rate_function not in RATE_FUNCTIONS:
+            raise ConfigError(
+                f"--query.rate-function: expected irate or rate, got {self.rate_function!r}"
+            )
+        for flag, value in (
+            ("--lustre.read-metric", self.read_metric),
+            ("--lustre.write-metric", self.write_metric),
+            ("--lustre.stats-metric", self.stats_metric),
+        ):
+            if not _METRIC.fullmatch(value):
+                raise ConfigError(f"{flag}: {value!r} is not a valid metric name")
+        for flag, value in (
+            ("--lustre.jobid-label", self.jobid_label),
+            ("--lustre.target-label", self.target_label),
+        ):
+            if not _LABEL.fullmatch(value):
+                raise ConfigError(f"{flag}: {value!r} is not a valid label name")
+        try:
+            re.compile(self.mdt_target_regex)
+        except re.error as exc:
+            raise ConfigError(f"--lustre.mdt-target-regex: {exc}") from None
+        if '"' in self.mdt_target_regex:
+            raise ConfigError("--lustre.mdt-target-regex: must not contain a double quote")
+        if self.max_response_bytes < 0:
+            raise ConfigError("--max-response-bytes: must be 0 (no limit) or positive")
+        if not self.telemetry_path.startswith("/") or self.telemetry_path == "/":
+            raise ConfigError("--web.telemetry-path: must start with / and not be /")
+        for flag, value in (
+            ("--slurm.squeue-path", self.squeue_path),
+            ("--getent.path", self.getent_path),
+        ):
+            if not value:
+                raise ConfigError(f"{flag}: must not be empty")

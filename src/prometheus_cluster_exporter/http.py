@@ -1,0 +1,132 @@
+"""The HTTP server: landing page at ``/`` and the exposition at ``/metrics``.
+
+Requests are served by a bounded pool of threads, so a burst of scrapes cannot create
+unbounded threads; each connection has a socket timeout so an idle client cannot hold a
+worker forever.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import logging
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Callable, Optional, Tuple
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from prometheus_cluster_exporter import __version__
+
+log = logging.getLogger(__name__)
+
+HTTP_WORKERS = 8
+CONNECTION_TIMEOUT = 30.0
+
+
+class ExporterServer(HTTPServer):
+    """HTTPServer whose requests run on a fixed-size thread pool."""
+
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: Tuple[str, int],
+        registry: CollectorRegistry,
+        *,
+        telemetry_path: str = "/metrics",
+        landing_page: Optional[Callable[[], str]] = None,
+        workers: int = HTTP_WORKERS,
+    ) -> None:
+        host = address[0]
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.registry = registry
+        self.telemetry_path = telemetry_path
+        self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
+            # Dual stack for the "all interfaces" default, as Go's ":9846" does.
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._pool.submit(self._process, request, client_address)
+
+    def _process(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("error while serving %s", client_address, exc_info=True)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._pool.shutdown(wait=False)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterServer
+    timeout = CONNECTION_TIMEOUT
+    server_version = f"prometheus-cluster-exporter/{__version__}"
+    # One request per connection: an idle keep-alive client must not pin a pool worker.
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == self.server.telemetry_path:
+            self._metrics()
+        elif path == "/":
+            self._send(200, "text/html; charset=utf-8", self.server.landing_page().encode())
+        else:
+            self._send(404, "text/plain; charset=utf-8", b"Not Found\n")
+
+    def do_HEAD(self) -> None:
+        self._head_only = True
+        self.do_GET()
+
+    def _metrics(self) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encoder(self.server.registry)
+        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+        if gzipped:
+            body = gzip.compress(body, compresslevel=1)
+        self._send(200, content_type, body, gzipped=gzipped)
+
+    def _send(self, status: int, content_type: str, body: bytes, gzipped: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        self.end_headers()
+        if not getattr(self, "_head_only", False):
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.log(5, "%s %s", self.address_string(), format % args)
+
+
+def default_landing_page(telemetry_path: str) -> str:
+    path = html.escape(telemetry_path, quote=True)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Cluster Exporter</title></head>\n'
+        "<body><h1>Cluster Exporter</h1>\n"
+        f"<p>Version {html.escape(__version__)}</p>\n"
+        f'<p><a href="{path}">Metrics</a></p>\n</body></html>\n'
+    )
+
+
+def serve_in_thread(server: ExporterServer) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, name="http-accept", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,66 @@
+"""Names, help texts and labels of every metric the exporter exposes (one table)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+
+class MetricSpec(NamedTuple):
+    name: str
+    help: str
+    labels: Tuple[str, ...]
+
+
+_PROC = ("proc_name", "group_name", "user_name")
+
+JOB_READ = MetricSpec(
+    "cluster_job_read_throughput_bytes",
+    "Total IO read throughput of all jobs on the cluster per account in bytes per second.",
+    ("account", "user"),
+)
+JOB_WRITE = MetricSpec(
+    "cluster_job_write_throughput_bytes",
+    "Total IO write throughput of all jobs on the cluster per account in bytes per second.",
+    ("account", "user"),
+)
+JOB_METADATA = MetricSpec(
+    "cluster_job_metadata_operations",
+    "Total metadata operations per second of all jobs on the cluster per account, user and MDT.",
+    ("account", "user", "target"),
+)
+PROC_READ = MetricSpec(
+    "cluster_proc_read_throughput_bytes",
+    "Total IO read throughput of process names on the cluster per group and user in bytes per second.",
+    _PROC,
+)
+PROC_WRITE = MetricSpec(
+    "cluster_proc_write_throughput_bytes",
+    "Total IO write throughput of process names on the cluster per group and user in bytes per second.",
+    _PROC,
+)
+PROC_METADATA = MetricSpec(
+    "cluster_proc_metadata_operations",
+    "Total metadata operations per second of process names on the cluster per group, user and MDT.",
+    (*_PROC, "target"),
+)
+SCRAPE_OK = MetricSpec(
+    "cluster_exporter_scrape_ok",
+    "Indicates if the scrape of the exporter was successful or not.",
+    (),
+)
+STAGE_SECONDS = MetricSpec(
+    "cluster_exporter_stage_execution_seconds",
+    "Execution duration in seconds spend in a specific exporter stage.",
+    ("name",),
+)
+
+ALL = (
+    JOB_READ,
+    JOB_WRITE,
+    JOB_METADATA,
+    PROC_READ,
+    PROC_WRITE,
+    PROC_METADATA,
+    SCRAPE_OK,
+    STAGE_SECONDS,
+)

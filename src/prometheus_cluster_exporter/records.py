@@ -1,0 +1,58 @@
+"""Plain typed records that flow from the sources into attribution.
+
+Sources return these and nothing else; attribution never sees JSON, text lines or
+subprocess handles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Generic, NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+
+class JobidRate(NamedTuple):
+    """One answer row of a throughput query: ``sum by(jobid)(rate(...))``."""
+
+    jobid: str
+    value: float
+
+
+class TargetRate(NamedTuple):
+    """One answer row of the metadata query: ``sum by(target, jobid)(rate(...))``."""
+
+    jobid: str
+    target: str
+    value: float
+
+
+class SlurmJob(NamedTuple):
+    """A job as listed by squeue (``%A %a %u``)."""
+
+    jobid: str
+    account: str
+    user: str
+
+
+class PasswdEntry(NamedTuple):
+    """The two fields of a passwd entry the exporter needs, keyed by uid elsewhere."""
+
+    name: str
+    gid: int
+
+
+UserTable = Dict[int, PasswdEntry]
+GroupTable = Dict[int, str]
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """What a parser produced plus a count of the entries it had to skip.
+
+    Every skipped entry is logged at DEBUG by the parser; the collector turns the
+    counts into one WARNING per scrape.
+    """
+
+    items: T
+    skipped: int = 0

@@ -1,0 +1,42 @@
+"""Sources: each wraps one external system and returns plain records (see ``records``).
+
+Every source method takes an absolute ``deadline`` (``time.monotonic()`` value) and
+must return or raise :class:`~prometheus_cluster_exporter.errors.SourceError` by then.
+"""
+
+from __future__ import annotations
+
+from typing import List, Protocol
+
+from prometheus_cluster_exporter.records import (
+    GroupTable,
+    JobidRate,
+    Parsed,
+    SlurmJob,
+    TargetRate,
+    UserTable,
+)
+
+
+class LustreSource(Protocol):
+    """Per-jobid Lustre rates, as computed by a Prometheus-compatible server."""
+
+    def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]: ...
+
+    def write_rates(self, deadline: float) -> Parsed[List[JobidRate]]: ...
+
+    def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]: ...
+
+
+class JobSource(Protocol):
+    """Slurm jobs that may be doing IO right now."""
+
+    def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]: ...
+
+
+class IdentitySource(Protocol):
+    """uid -> (user name, primary gid) and gid -> group name."""
+
+    def users(self, deadline: float) -> Parsed[UserTable]: ...
+
+    def groups(self, deadline: float) -> Parsed[GroupTable]: ...

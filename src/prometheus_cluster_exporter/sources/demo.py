@@ -1,0 +1,152 @@
+"""A synthetic cluster for ``--demo``: Lustre rates, Slurm jobs, users and groups.
+
+The three demo sources implement the same interfaces as the real ones and plug into
+the same collector, so the demo shows exactly what the exporter does on a real
+cluster, without Prometheus, Lustre or Slurm. Rates drift slowly with time so a
+dashboard pointed at the demo shows living curves.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Tuple
+
+from prometheus_cluster_exporter.records import (
+    GroupTable,
+    JobidRate,
+    Parsed,
+    PasswdEntry,
+    SlurmJob,
+    TargetRate,
+    UserTable,
+)
+
+_ACCOUNTS = ("physics", "chemistry", "biology", "climate", "astro")
+_USERS = (
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "oscar",
+)
+_PROCS = ("rsync", "cp", "python3", "tar", "dd", "my.app", "kworker/86:1", "(ostnamed)")
+_MDTS = ("scratch-MDT0000", "scratch-MDT0001")
+
+
+@dataclass(frozen=True)
+class _Series:
+    jobid: str
+    read: float
+    write: float
+    metadata: float
+    phase: float
+
+
+class DemoCluster:
+    """Deterministic synthetic data (``seed``); ``clock`` is injectable for tests."""
+
+    def __init__(self, seed: int = 1, jobs: int = 40, clock: Callable[[], float] = time.time):
+        rng = random.Random(seed)
+        self.clock = clock
+        self.users: UserTable = {0: PasswdEntry("root", 0)}
+        self.groups: GroupTable = {0: "root"}
+        for i, name in enumerate(_USERS):
+            gid = 2000 + i % 4
+            self.users[1001 + i] = PasswdEntry(name, gid)
+            self.groups[gid] = f"hpc-{_ACCOUNTS[i % 4]}"
+        self.jobs: List[SlurmJob] = []
+        series: List[_Series] = []
+
+        def add(jobid: str, scale: float) -> None:
+            series.append(
+                _Series(
+                    jobid,
+                    read=scale * rng.lognormvariate(17, 1.2),
+                    write=scale * rng.lognormvariate(16.5, 1.3),
+                    metadata=scale * rng.lognormvariate(4, 1.0),
+                    phase=rng.uniform(0, 2 * math.pi),
+                )
+            )
+
+        for n in range(jobs):
+            jobid = str(4_200_000 + n * 7)
+            user = rng.choice(_USERS)
+            account = _ACCOUNTS[rng.randrange(len(_ACCOUNTS))]
+            self.jobs.append(SlurmJob(jobid, account, user))
+            add(jobid, 1.0)
+        for n in range(3):  # jobs that just ended: IO still in the window, gone from squeue
+            add(str(4_100_000 + n), 0.5)
+        uids = sorted(self.users)
+        for proc in _PROCS:
+            add(f"{proc}.{rng.choice(uids)}", 0.2)
+        add("sshd.4242", 0.01)  # a uid no directory knows
+        add("nodot", 0.01)  # an id no grammar explains
+        self._series = series
+
+    def _level(self, s: _Series) -> float:
+        # One slow cycle per ten minutes, never below 40 % of the base rate.
+        return 1.0 + 0.6 * math.sin(self.clock() / 95.0 + s.phase)
+
+    def rates(self, kind: str) -> List[JobidRate]:
+        return [JobidRate(s.jobid, getattr(s, kind) * self._level(s)) for s in self._series]
+
+    def metadata(self) -> List[TargetRate]:
+        out: List[TargetRate] = []
+        for s in self._series:
+            total = s.metadata * self._level(s)
+            for i, target in enumerate(_MDTS):
+                share = round(total * (0.7 if i == 0 else 0.3))
+                if share >= 1:
+                    out.append(TargetRate(s.jobid, target, float(share)))
+        return out
+
+
+class DemoLustreSource:
+    def __init__(self, cluster: DemoCluster) -> None:
+        self.cluster = cluster
+
+    def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+        return Parsed(self.cluster.rates("read"))
+
+    def write_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+        return Parsed(self.cluster.rates("write"))
+
+    def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]:
+        return Parsed(self.cluster.metadata())
+
+
+class DemoJobSource:
+    def __init__(self, cluster: DemoCluster) -> None:
+        self.cluster = cluster
+
+    def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]:
+        return Parsed(list(self.cluster.jobs))
+
+
+class DemoIdentitySource:
+    def __init__(self, cluster: DemoCluster) -> None:
+        self.cluster = cluster
+
+    def users(self, deadline: float) -> Parsed[UserTable]:
+        return Parsed(dict(self.cluster.users))
+
+    def groups(self, deadline: float) -> Parsed[GroupTable]:
+        return Parsed(dict(self.cluster.groups))
+
+
+def demo_sources(seed: int = 1) -> Tuple[DemoLustreSource, DemoJobSource, DemoIdentitySource]:
+    cluster = DemoCluster(seed)
+    return DemoLustreSource(cluster), DemoJobSource(cluster), DemoIdentitySource(cluster)
+
+
+__all__ = ["DemoCluster", "demo_sources"]

@@ -1,0 +1,299 @@
+"""Lustre jobstats rates from a Prometheus-compatible HTTP API.
+
+Works with Prometheus, Thanos and VictoriaMetrics: only ``GET /api/v1/query`` is used.
+The default queries are those of the original exporter, with the rate function, the
+window and the metric/label names configurable::
+
+    sum by(jobid)(irate(lustre_job_read_bytes_total[1m]) != 0)
+    sum by(jobid)(irate(lustre_job_write_bytes_total[1m]) != 0)
+    round(sum by(target,jobid)(irate(lustre_job_stats_total{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, List, Optional, Tuple
+from urllib.parse import urlsplit, urlunsplit
+
+import urllib3
+
+from prometheus_cluster_exporter import __version__
+from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.jsonutil import DecodeError, loads
+from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LustreQueries:
+    """The three PromQL expressions, built once at start-up from the configuration."""
+
+    read: str
+    write: str
+    metadata: str
+    jobid_label: str
+    target_label: str
+    mdt_target_regex: str
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        rate_function: str = "irate",
+        window: str = "1m",
+        read_metric: str = "lustre_job_read_bytes_total",
+        write_metric: str = "lustre_job_write_bytes_total",
+        stats_metric: str = "lustre_job_stats_total",
+        jobid_label: str = "jobid",
+        target_label: str = "target",
+        mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}",
+    ) -> LustreQueries:
+        def throughput(metric: str) -> str:
+            return f"sum by({jobid_label})({rate_function}({metric}[{window}]) != 0)"
+
+        escaped = mdt_target_regex.replace("\\", "\\\\")
+        matcher = f'{{{target_label}=~"{escaped}"}}'
+        metadata = (
+            f"round(sum by({target_label},{jobid_label})"
+            f"({rate_function}({stats_metric}{matcher}[{window}]) >= 1))"
+        )
+        return cls(
+            read=throughput(read_metric),
+            write=throughput(write_metric),
+            metadata=metadata,
+            jobid_label=jobid_label,
+            target_label=target_label,
+            mdt_target_regex=mdt_target_regex,
+        )
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password, for logs and the status page."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _sample_value(sample: Any) -> float:
+    value = sample["value"]
+    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], str):
+        raise ValueError("value is not [time, string]")
+    number = float(value[1])
+    if not math.isfinite(number):
+        raise ValueError(f"value is {value[1]}")
+    return number
+
+
+def vector_result(payload: Any, what: str) -> List[Any]:
+    """The ``data.result`` list of a successful instant-vector answer, or SourceError."""
+    if not isinstance(payload, dict):
+        raise SourceError(f"{what}: answer is not a JSON object")
+    status = payload.get("status")
+    if status != "success":
+        error = payload.get("error") or payload.get("errorType") or "no error text"
+        raise SourceError(f"{what}: query status {status!r}: {str(error)[:300]}")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise SourceError(f"{what}: answer has no data object")
+    if data.get("resultType") != "vector":
+        raise SourceError(f"{what}: expected a vector result, got {data.get('resultType')!r}")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise SourceError(f"{what}: data.result is not a list")
+    return result
+
+
+def parse_jobid_vector(payload: Any, jobid_label: str, what: str) -> Parsed[List[JobidRate]]:
+    """Turn a ``sum by(jobid)`` answer into JobidRate records; skip malformed samples."""
+    rates: List[JobidRate] = []
+    skipped = 0
+    for sample in vector_result(payload, what):
+        try:
+            jobid = sample["metric"][jobid_label]
+            if not isinstance(jobid, str):
+                raise TypeError("label is not a string")
+            rates.append(JobidRate(jobid, _sample_value(sample)))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            skipped += 1
+            log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    return Parsed(rates, skipped)
+
+
+def parse_target_vector(
+    payload: Any, jobid_label: str, target_label: str, target_regex: str, what: str
+) -> Parsed[List[TargetRate]]:
+    """Turn a ``sum by(target, jobid)`` answer into TargetRate records (MDT targets only)."""
+    keep = re.compile(target_regex).fullmatch
+    rates: List[TargetRate] = []
+    skipped = 0
+    for sample in vector_result(payload, what):
+        try:
+            labels = sample["metric"]
+            jobid, target = labels[jobid_label], labels[target_label]
+            if not isinstance(jobid, str) or not isinstance(target, str):
+                raise TypeError("label is not a string")
+            if not keep(target):
+                raise ValueError(f"target {target!r} is not a metadata target")
+            rates.append(TargetRate(jobid, target, _sample_value(sample)))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            skipped += 1
+            log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    return Parsed(rates, skipped)
+
+
+class PrometheusClient:
+    """Instant queries against ``<server>/api/v1/query`` with a hard deadline.
+
+    One connection pool is shared by all scrapes and threads. The whole request,
+    including reading the body, must finish before the deadline; a body larger than
+    ``max_response_bytes`` (after decompression) is abandoned.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        max_response_bytes: int = 0,
+        pool: Optional[urllib3.PoolManager] = None,
+    ) -> None:
+        self.url = server.rstrip("/") + "/api/v1/query"
+        self.display_url = redact_url(self.url)
+        self.max_response_bytes = max_response_bytes
+        headers = {
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+            "User-Agent": f"prometheus-cluster-exporter/{__version__}",
+        }
+        parts = urlsplit(server)
+        if parts.username is not None:
+            headers.update(
+                urllib3.make_headers(
+                    basic_auth=f"{parts.username}:{parts.password or ''}",
+                )
+            )
+            self.url = redact_url(self.url)
+        self.headers = headers
+        self.pool = pool or urllib3.PoolManager(maxsize=8, retries=False)
+
+    def query(self, promql: str, deadline: float, what: str) -> Any:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SourceError(f"{what}: no time left before the scrape deadline")
+        fields = {"query": promql, "timeout": f"{max(remaining, 0.001):.3f}s"}
+        try:
+            response = self.pool.request(
+                "GET",
+                self.url,
+                fields=fields,
+                headers=self.headers,
+                timeout=urllib3.Timeout(connect=remaining, read=remaining),
+                preload_content=False,
+                redirect=False,
+                retries=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise SourceError(f"{what}: {self.display_url}: {_describe(exc)}") from None
+        try:
+            body = self._read_body(response, deadline, what)
+        finally:
+            response.release_conn()
+        if response.status != 200:
+            detail = _error_text(body)
+            raise SourceError(f"{what}: {self.display_url} answered HTTP {response.status}{detail}")
+        try:
+            return loads(body)
+        except DecodeError as exc:
+            raise SourceError(
+                f"{what}: answer is not valid JSON ({len(body)} bytes): {exc}"
+            ) from None
+
+    def _read_body(self, response: Any, deadline: float, what: str) -> bytes:
+        chunks: List[bytes] = []
+        size = 0
+        limit = self.max_response_bytes
+        try:
+            for chunk in response.stream(_CHUNK, decode_content=True):
+                chunks.append(chunk)
+                size += len(chunk)
+                if limit and size > limit:
+                    response.close()
+                    raise SourceError(
+                        f"{what}: answer exceeds --max-response-bytes={limit}; abandoned"
+                    )
+                if time.monotonic() > deadline:
+                    response.close()
+                    raise SourceError(f"{what}: answer not complete by the scrape deadline")
+        except urllib3.exceptions.HTTPError as exc:
+            raise SourceError(f"{what}: {self.display_url}: {_describe(exc)}") from None
+        return b"".join(chunks)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+        return "read timed out"
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return "connect timed out"
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return _describe(exc.reason)
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return "connection refused or unreachable"
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        return f"connection broken ({exc.args[0] if exc.args else exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        payload = loads(body)
+        if isinstance(payload, dict) and payload.get("error"):
+            return f": {str(payload['error'])[:300]}"
+    except DecodeError:
+        pass
+    text = body[:200].decode("utf-8", "replace").strip()
+    return f": {text}" if text else ""
+
+
+class PrometheusLustreSource:
+    """The LustreSource of a real cluster: three instant queries."""
+
+    def __init__(self, client: PrometheusClient, queries: LustreQueries) -> None:
+        self.client = client
+        self.queries = queries
+
+    def _throughput(self, promql: str, deadline: float, what: str) -> Parsed[List[JobidRate]]:
+        payload = self.client.query(promql, deadline, what)
+        return parse_jobid_vector(payload, self.queries.jobid_label, what)
+
+    def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+        return self._throughput(self.queries.read, deadline, "read query")
+
+    def write_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+        return self._throughput(self.queries.write, deadline, "write query")
+
+    def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]:
+        q = self.queries
+        payload = self.client.query(q.metadata, deadline, "metadata query")
+        return parse_target_vector(
+            payload, q.jobid_label, q.target_label, q.mdt_target_regex, "metadata query"
+        )
+
+
+__all__: Tuple[str, ...] = (
+    "LustreQueries",
+    "PrometheusClient",
+    "PrometheusLustreSource",
+    "parse_jobid_vector",
+    "parse_target_vector",
+    "redact_url",
+)

@@ -1,0 +1,244 @@
+"""Test helpers: a fake Prometheus HTTP API, the real exporter as a child process, and
+exposition parsing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client.parser import text_string_to_metric_families
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE / "fixtures"
+FAKE_BIN = HERE / "bin"
+
+
+@dataclass
+class Answer:
+    body: bytes
+    status: int = 200
+    delay: float = 0.0
+    content_type: str = "application/json"
+
+
+@dataclass
+class FakePrometheus:
+    """A Prometheus HTTP API on 127.0.0.1 answering /api/v1/query from fixtures.
+
+    The answer is chosen by the metric the query names: ``read``, ``write`` or
+    ``metadata``. Every query string received is recorded.
+    """
+
+    answers: Dict[str, Answer] = field(default_factory=dict)
+    queries: List[str] = field(default_factory=list)
+    headers: List[Dict[str, str]] = field(default_factory=list)
+    server: Optional[ThreadingHTTPServer] = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def set(self, kind: str, body: bytes | dict, status: int = 200, delay: float = 0.0) -> None:
+        if isinstance(body, dict):
+            body = json.dumps(body).encode()
+        self.answers[kind] = Answer(body, status, delay)
+
+    def load_fixtures(self) -> None:
+        for kind in ("read", "write", "metadata"):
+            self.set(kind, (FIXTURES / f"prometheus-{kind}.json").read_bytes())
+
+    def start(self) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path != "/api/v1/query":
+                    self.send_error(404)
+                    return
+                query = parse_qs(parts.query).get("query", [""])[0]
+                fake.queries.append(query)
+                fake.headers.append(dict(self.headers.items()))
+                kind = kind_of(query)
+                answer = fake.answers.get(kind) or Answer(
+                    b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+                )
+                if answer.delay:
+                    time.sleep(answer.delay)
+                try:
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", answer.content_type)
+                    self.send_header("Content-Length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def kind_of(query: str) -> str:
+    if "read_bytes" in query:
+        return "read"
+    if "write_bytes" in query:
+        return "write"
+    return "metadata"
+
+
+class FakeCluster:
+    """State folder of the fake squeue/getent in tests/bin (see tests/bin/_fake.py)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def load_fixtures(self) -> None:
+        for name in ("squeue.out", "getent-passwd.out", "getent-group.out"):
+            shutil.copy(FIXTURES / name, self.root / name)
+
+    def set(self, name: str, suffix: str, value: str | bytes | None) -> None:
+        path = self.root / f"{name}.{suffix}"
+        if value is None:
+            path.unlink(missing_ok=True)
+        elif isinstance(value, bytes):
+            path.write_bytes(value)
+        else:
+            path.write_text(value)
+
+    def calls(self, command: str) -> List[dict]:
+        path = self.root / f"{command}.calls"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def pids(self, name: str) -> List[int]:
+        path = self.root / f"{name}.pids"
+        if not path.exists():
+            return []
+        return [int(p) for line in path.read_text().splitlines() for p in line.split()]
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+class Exporter:
+    """The real exporter CLI as a child process, listening on 127.0.0.1 (random port)."""
+
+    def __init__(self, args: List[str], env: Dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prometheus_cluster_exporter",
+                "--web.listen-address=127.0.0.1:0",
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            self.url = self._wait_listening()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_listening(self, timeout: float = 20.0) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            match = re.search(r"Listening on (http://127\.0\.0\.1:\d+)", self.log())
+            if match:
+                return match.group(1)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exporter exited with {self.proc.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"exporter did not start listening:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str = "/metrics", timeout: float = 60.0) -> Tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def scrape(self, timeout: float = 60.0) -> Scrape:
+        status, text = self.get("/metrics", timeout)
+        assert status == 200, text
+        return Scrape(text)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class Scrape:
+    """A parsed exposition: ``value(name, **labels)`` and ``series(name)``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+
+    def series(self, name: str) -> Dict[Tuple[Tuple[str, str], ...], float]:
+        family = self.families.get(name)
+        if family is None:
+            return {}
+        return {tuple(sorted(s.labels.items())): s.value for s in family.samples}
+
+    def value(self, name: str, **labels: str) -> Optional[float]:
+        return self.series(name).get(tuple(sorted(labels.items())))
+
+    def has(self, name: str) -> bool:
+        return name in self.families
+
+
+def exporter_env(cluster_dir: Path) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{FAKE_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["FAKE_CLUSTER_DIR"] = str(cluster_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

@@ -1,0 +1,202 @@
+"""Parsers of every source: good lines in, bad lines skipped and counted, never raised."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.records import JobidRate, PasswdEntry, SlurmJob, TargetRate
+from prometheus_cluster_exporter.sources.identity import parse_group, parse_passwd
+from prometheus_cluster_exporter.sources.prometheus import (
+    LustreQueries,
+    parse_jobid_vector,
+    parse_target_vector,
+    redact_url,
+)
+from prometheus_cluster_exporter.sources.slurm import parse_squeue
+from tests.helpers import FIXTURES
+
+MDT = ".*-MDT[0-9a-fA-F]{4}"
+
+
+def test_squeue_fixture() -> None:
+    parsed = parse_squeue((FIXTURES / "squeue.out").read_bytes())
+    assert parsed.items == [
+        SlurmJob("4242", "physics", "alice"),
+        SlurmJob("4243", "physics", "alice"),
+        SlurmJob("4250", "chemistry", "bob"),
+        SlurmJob("4251", "physics", "bob"),
+        SlurmJob("4260", "(null)", "carol"),
+    ]
+    assert parsed.skipped == 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"abc physics alice",
+        b"12 physics",
+        b"12 a b c",
+        b"4242_1 physics alice",
+        b"\xff\xfe 1 2",
+        "\u0661\u0662 physics alice".encode(),
+    ],
+)
+def test_squeue_garbage_lines_are_skipped(line: bytes) -> None:
+    parsed = parse_squeue(b"1 acct user\n" + line + b"\n")
+    assert parsed.items == [SlurmJob("1", "acct", "user")]
+    assert parsed.skipped == 1
+
+
+def test_squeue_empty_output_is_no_jobs() -> None:
+    parsed = parse_squeue(b"")
+    assert parsed.items == [] and parsed.skipped == 0
+
+
+def test_passwd_fixture() -> None:
+    parsed = parse_passwd((FIXTURES / "getent-passwd.out").read_bytes())
+    assert parsed.items[1001] == PasswdEntry("alice", 2001)
+    assert parsed.items[0] == PasswdEntry("root", 0)
+    assert parsed.items[65534] == PasswdEntry("nobody", 65534)
+    assert len(parsed.items) == 7
+    assert parsed.skipped == 2
+
+
+def test_passwd_first_entry_of_a_uid_wins() -> None:
+    parsed = parse_passwd(b"local:x:1000:1000::/:/bin/sh\nldap:x:1000:5000::/:/bin/sh\n")
+    assert parsed.items == {1000: PasswdEntry("local", 1000)}
+
+
+@pytest.mark.parametrize(
+    "line", [b"x", b":x:1:1::/:/bin/sh", b"a:x:-1:1::/:/bin/sh", b"a:x:1:gid::/:/bin/sh", b"a:x:1"]
+)
+def test_passwd_garbage_lines_are_skipped(line: bytes) -> None:
+    parsed = parse_passwd(line + b"\n")
+    assert parsed.items == {} and parsed.skipped == 1
+
+
+def test_group_fixture() -> None:
+    parsed = parse_group((FIXTURES / "getent-group.out").read_bytes())
+    assert parsed.items == {
+        0: "root",
+        1: "daemon",
+        2001: "hpc-physics",
+        2002: "hpc-chem",
+        65534: "nogroup",
+    }
+    assert parsed.skipped == 0
+
+
+def test_group_garbage() -> None:
+    parsed = parse_group(b"nogid:x::\nok:x:7:\n:x:8:\nweird\n")
+    assert parsed.items == {7: "ok"} and parsed.skipped == 3
+
+
+def load(name: str) -> object:
+    return json.loads((FIXTURES / f"prometheus-{name}.json").read_text())
+
+
+def test_jobid_vector_fixture_skips_missing_labels_and_non_finite_values() -> None:
+    parsed = parse_jobid_vector(load("read"), "jobid", "read query")
+    jobids = [r.jobid for r in parsed.items]
+    assert JobidRate("4242", 1048576.0) in parsed.items
+    assert "nan.1001" not in jobids and "inf.1001" not in jobids
+    assert all(math.isfinite(r.value) for r in parsed.items)
+    assert parsed.skipped == 3  # missing jobid label, NaN, +Inf
+    assert len(parsed.items) == 16
+
+
+def test_target_vector_keeps_only_mdt_targets() -> None:
+    parsed = parse_target_vector(load("metadata"), "jobid", "target", MDT, "metadata query")
+    assert TargetRate("4242", "scratch-MDT0000", 120.0) in parsed.items
+    assert all("MDT" in r.target for r in parsed.items)
+    assert len(parsed.items) == 5
+    assert parsed.skipped == 2  # the OST target and the sample without a target label
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        "text",
+        {"status": "error", "errorType": "bad_data", "error": "parse error"},
+        {"status": "success"},
+        {"status": "success", "data": {"resultType": "matrix", "result": []}},
+        {"status": "success", "data": {"resultType": "vector", "result": {}}},
+    ],
+)
+def test_unusable_answers_raise_source_error(payload: object) -> None:
+    with pytest.raises(SourceError) as info:
+        parse_jobid_vector(payload, "jobid", "read query")
+    assert str(info.value).startswith("read query: ")
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        {"metric": {"jobid": "1"}},
+        {"metric": {"jobid": "1"}, "value": [1.0]},
+        {"metric": {"jobid": "1"}, "value": [1.0, 5]},
+        {"metric": {"jobid": "1"}, "value": [1.0, "abc"]},
+        {"metric": {"jobid": 1}, "value": [1.0, "1"]},
+        {"metric": "jobid", "value": [1.0, "1"]},
+        {"value": [1.0, "1"]},
+        "sample",
+        None,
+    ],
+)
+def test_malformed_samples_are_skipped(sample: object) -> None:
+    payload = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [sample, {"metric": {"jobid": "2"}, "value": [1.0, "2.5"]}],
+        },
+    }
+    parsed = parse_jobid_vector(payload, "jobid", "read query")
+    assert parsed.items == [JobidRate("2", 2.5)]
+    assert parsed.skipped == 1
+
+
+def test_configurable_label_names() -> None:
+    payload = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": {"job": "7", "tgt": "fs-MDT0003"}, "value": [1.0, "3"]}],
+        },
+    }
+    parsed = parse_target_vector(payload, "job", "tgt", MDT, "metadata query")
+    assert parsed.items == [TargetRate("7", "fs-MDT0003", 3.0)]
+
+
+def test_default_queries_match_the_original() -> None:
+    q = LustreQueries.build()
+    assert q.read == "sum by(jobid)(irate(lustre_job_read_bytes_total[1m]) != 0)"
+    assert q.write == "sum by(jobid)(irate(lustre_job_write_bytes_total[1m]) != 0)"
+    assert q.metadata == (
+        "round(sum by(target,jobid)(irate(lustre_job_stats_total"
+        '{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))'
+    )
+
+
+def test_queries_follow_configuration() -> None:
+    q = LustreQueries.build(
+        rate_function="rate",
+        window="5m",
+        read_metric="lustre_read",
+        jobid_label="job",
+        target_label="tgt",
+        mdt_target_regex=r"\w+-MDT\d+",
+    )
+    assert q.read == "sum by(job)(rate(lustre_read[5m]) != 0)"
+    assert '{tgt=~"\\\\w+-MDT\\\\d+"}[5m]' in q.metadata
+    assert "sum by(tgt,job)" in q.metadata
+
+
+def test_redact_url_drops_credentials() -> None:
+    assert redact_url("https://user:secret@prom.example:9090/x") == "https://prom.example:9090/x"
+    assert redact_url("http://prom:9090") == "http://prom:9090"
