@@ -240,14 +240,15 @@ class PrometheusClient:
 
 
 def _describe(exc: Exception) -> str:
+    # NewConnectionError subclasses ConnectTimeoutError: test it first.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return f"connection refused or unreachable ({exc.__cause__ or exc})"
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return "connect timed out"
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         return _describe(exc.reason)
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return "connection refused or unreachable"
     if isinstance(exc, urllib3.exceptions.ProtocolError):
         return f"connection broken ({exc.args[0] if exc.args else exc})"
     return f"{type(exc).__name__}: {exc}"

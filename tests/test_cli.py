@@ -1,0 +1,138 @@
+"""Flags: Go-compatible forms, defaults, validation with one message and exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from prometheus_cluster_exporter import __version__
+from prometheus_cluster_exporter.cli import parse_config
+from prometheus_cluster_exporter.config import Config, ConfigError, parse_listen_address
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-promserver", "http://prom:9090", "-port", "9999", "-timeout", "7", "-timerange", "5m"],
+        ["-promserver=http://prom:9090", "-port=9999", "-timeout=7", "-timerange=5m"],
+        [
+            "--promserver",
+            "http://prom:9090",
+            "--port",
+            "9999",
+            "--timeout",
+            "7",
+            "--timerange",
+            "5m",
+        ],
+        ["--promserver=http://prom:9090", "--port=9999", "--timeout=7", "--timerange=5m"],
+    ],
+)
+def test_go_flag_forms(argv: list[str]) -> None:
+    config = parse_config(argv)
+    assert config.promserver == "http://prom:9090"
+    assert config.port == 9999
+    assert config.timeout == 7.0
+    assert config.timerange == "5m"
+
+
+def test_defaults_match_the_original() -> None:
+    config = parse_config(["--promserver=http://prom:9090"])
+    assert (config.port, config.timeout, config.timerange) == (9846, 15.0, "1m")
+    assert config.log_level == "INFO"
+    assert config.listen_host == ""
+    assert config.rate_function == "irate"
+    assert config.squeue_path == "squeue" and config.getent_path == "getent"
+
+
+def test_log_levels_case_insensitive() -> None:
+    assert parse_config(["-promserver=http://p:1", "-log=debug"]).log_level == "DEBUG"
+    assert parse_config(["-promserver=http://p:1", "-log", "TRACE"]).log_level == "TRACE"
+
+
+def test_listen_address_overrides_port() -> None:
+    config = parse_config(
+        ["--promserver=http://p:1", "--port=1", "--web.listen-address=127.0.0.1:2"]
+    )
+    assert (config.listen_host, config.port) == ("127.0.0.1", 2)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [(":9846", ("", 9846)), ("127.0.0.1:1", ("127.0.0.1", 1)), ("[::1]:5", ("::1", 5))],
+)
+def test_parse_listen_address(address: str, expected: tuple[str, int]) -> None:
+    assert parse_listen_address(address) == expected
+
+
+@pytest.mark.parametrize("address", ["9846", "host:", "host:abc", ":99999"])
+def test_bad_listen_address(address: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_listen_address(address)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        ([], "--promserver is required"),
+        (["--promserver=prom:9090"], "--promserver: expected an http"),
+        (["--promserver=http://p:1", "--timerange=1000m"], "--timerange"),
+        (["--promserver=http://p:1", "--timerange=5y"], "--timerange"),
+        (["--promserver=http://p:1", "--timerange=m"], "--timerange"),
+        (["--promserver=http://p:1", "--timerange=0m"], "--timerange"),
+        (["--promserver=http://p:1", "--timeout=0"], "--timeout"),
+        (["--promserver=http://p:1", "--timeout=abc"], "timeout"),
+        (["--promserver=http://p:1", "--port=70000"], "--port"),
+        (["--promserver=http://p:1", "--log=VERBOSE"], "--log"),
+        (["--promserver=http://p:1", "--lustre.jobid-label=job-id"], "--lustre.jobid-label"),
+        (["--promserver=http://p:1", "--lustre.read-metric=1abc"], "--lustre.read-metric"),
+        (["--promserver=http://p:1", "--lustre.mdt-target-regex=(("], "--lustre.mdt-target-regex"),
+        (["--promserver=http://p:1", "--max-response-bytes=-1"], "--max-response-bytes"),
+        (["--promserver=http://p:1", "--no-such-flag"], "unrecognized"),
+        (["--demo", "--promserver=http://p:1"], "exclude each other"),
+    ],
+)
+def test_bad_values_exit_2_with_one_message(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_config(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1, err
+
+
+def test_cli_process_exit_status_and_version() -> None:
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prometheus_cluster_exporter",
+            "-timerange=10x",
+            "-promserver=http://p:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("prometheus-cluster-exporter: error: --timerange")
+    version = subprocess.run(
+        [sys.executable, "-m", "prometheus_cluster_exporter", "-version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert version.returncode == 0
+    assert version.stdout.strip() == f"prometheus-cluster-exporter {__version__}"
+
+
+def test_config_is_frozen() -> None:
+    config = Config(promserver="http://p:1")
+    with pytest.raises(AttributeError):
+        config.port = 1  # type: ignore[misc]
