@@ -314,7 +314,12 @@ def listen(config: Config, registry: CollectorRegistry) -> ExporterServer:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    config = parse_config(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["simulate"]:
+        from prometheus_cluster_exporter import simulate
+
+        return simulate.main(args[1:])
+    config = parse_config(args)
     setup_logging(config.log_level)
     collector = build_collector(config)
     registry = build_registry(collector)

@@ -11,10 +11,9 @@ import gzip
 import html
 import logging
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple, Type
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
@@ -27,27 +26,21 @@ HTTP_WORKERS = 8
 CONNECTION_TIMEOUT = 30.0
 
 
-class ExporterServer(HTTPServer):
-    """HTTPServer whose requests run on a fixed-size thread pool."""
+class PooledHTTPServer(HTTPServer):
+    """HTTPServer whose requests run on a fixed-size thread pool (IPv4 or IPv6)."""
 
     allow_reuse_address = True
 
     def __init__(
         self,
         address: Tuple[str, int],
-        registry: CollectorRegistry,
+        handler: Type[BaseHTTPRequestHandler],
         *,
-        telemetry_path: str = "/metrics",
-        landing_page: Optional[Callable[[], str]] = None,
         workers: int = HTTP_WORKERS,
     ) -> None:
-        host = address[0]
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.registry = registry
-        self.telemetry_path = telemetry_path
-        self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
-        super().__init__(address, _Handler)
+        super().__init__(address, handler)
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
@@ -72,6 +65,24 @@ class ExporterServer(HTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self._pool.shutdown(wait=False)
+
+
+class ExporterServer(PooledHTTPServer):
+    """The exporter's server: landing page and the registry's exposition."""
+
+    def __init__(
+        self,
+        address: Tuple[str, int],
+        registry: CollectorRegistry,
+        *,
+        telemetry_path: str = "/metrics",
+        landing_page: Optional[Callable[[], str]] = None,
+        workers: int = HTTP_WORKERS,
+    ) -> None:
+        self.registry = registry
+        self.telemetry_path = telemetry_path
+        self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
+        super().__init__(address, _Handler, workers=workers)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -124,9 +135,3 @@ def default_landing_page(telemetry_path: str) -> str:
         f"<p>Version {html.escape(__version__)}</p>\n"
         f'<p><a href="{path}">Metrics</a></p>\n</body></html>\n'
     )
-
-
-def serve_in_thread(server: ExporterServer) -> threading.Thread:
-    thread = threading.Thread(target=server.serve_forever, name="http-accept", daemon=True)
-    thread.start()
-    return thread

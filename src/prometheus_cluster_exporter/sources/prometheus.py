@@ -190,7 +190,8 @@ class PrometheusClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise SourceError(f"{what}: no time left before the scrape deadline")
-        fields = {"query": promql, "timeout": f"{max(remaining, 0.001):.3f}s"}
+        # Let the server give up too; integer milliseconds parse in Prometheus and VictoriaMetrics.
+        fields = {"query": promql, "timeout": f"{max(1, int(remaining * 1000))}ms"}
         try:
             response = self.pool.request(
                 "GET",

@@ -1,0 +1,221 @@
+"""A synthetic Lustre jobstats exporter (``prometheus-cluster-exporter simulate``).
+
+It serves ``lustre_job_read_bytes_total``, ``lustre_job_write_bytes_total`` and
+``lustre_job_stats_total`` in the format of the HP/GSI lustre_exporter, with counters
+that grow at known constant rates per jobid. Point a Prometheus at it to try dashboards,
+to load-test a Prometheus, or to check this exporter against ground truth. It has
+nothing to do with the exporter's own pipeline.
+
+The spec is a JSON file, re-read whenever it changes (counters continue from where they
+are, at the new rates)::
+
+    {
+      "schema": "hp",
+      "filesystems": {"scratch": {"osts": 4, "mdts": 2}},
+      "jobs": [
+        {"jobid": "4242", "fs": "scratch", "read": 1048576, "write": 524288,
+         "mdt_ops": {"open": 20, "close": 20}, "ost_ops": {"punch": 4}}
+      ]
+    }
+
+Rates are per second for the whole job: bytes are spread evenly over the OSTs of the
+filesystem, metadata operations over its MDTs. Schemas: ``hp`` emits zero-valued series
+(as HP's exporter does), ``gsi`` leaves them out, ``lustrefs`` adds
+``operation="read_bytes"``/``"write_bytes"`` and ``otel_scope_name`` to the byte counters
+(as DDN's lustrefs-exporter does). Samples carry timestamps, so with
+``honor_timestamps`` the rates Prometheus computes are exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from prometheus_cluster_exporter.config import ConfigError, parse_listen_address
+from prometheus_cluster_exporter.http import PooledHTTPServer
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = ("hp", "gsi", "lustrefs")
+Key = Tuple[str, Tuple[Tuple[str, str], ...]]  # (metric, labels)
+
+
+@dataclass
+class _Counter:
+    base: float
+    since: float
+    rate: float
+
+    def value(self, now: float) -> float:
+        return self.base + self.rate * (now - self.since)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def series_rates(spec: Dict[str, Any]) -> Dict[Key, float]:
+    """Every counter of the spec and its rate per second."""
+    schema = spec.get("schema", "hp")
+    if schema not in SCHEMAS:
+        raise ValueError(f"schema must be one of {SCHEMAS}, got {schema!r}")
+    filesystems = spec.get("filesystems") or {"scratch": {"osts": 4, "mdts": 2}}
+    rates: Dict[Key, float] = {}
+    for job in spec.get("jobs", []):
+        jobid = str(job["jobid"])
+        fs = job.get("fs", next(iter(filesystems)))
+        layout = filesystems[fs]
+        osts = [f"{fs}-OST{i:04x}" for i in range(int(layout.get("osts", 4)))]
+        mdts = [f"{fs}-MDT{i:04x}" for i in range(int(layout.get("mdts", 1)))]
+        for metric, field, op in (
+            ("lustre_job_read_bytes_total", "read", "read_bytes"),
+            ("lustre_job_write_bytes_total", "write", "write_bytes"),
+        ):
+            rate = float(job.get(field, 0.0))
+            for target in osts:
+                labels = {"component": "ost", "jobid": jobid, "target": target}
+                if schema == "lustrefs":
+                    labels["operation"] = op
+                    labels["otel_scope_name"] = "lustrefs-exporter"
+                rates[(metric, tuple(sorted(labels.items())))] = rate / len(osts)
+        for field, component, targets in (("mdt_ops", "mdt", mdts), ("ost_ops", "ost", osts)):
+            for operation, rate in (job.get(field) or {}).items():
+                for target in targets:
+                    labels = {
+                        "component": component,
+                        "jobid": jobid,
+                        "operation": operation,
+                        "target": target,
+                    }
+                    key = ("lustre_job_stats_total", tuple(sorted(labels.items())))
+                    rates[key] = float(rate) / len(targets)
+    return rates
+
+
+class Simulation:
+    """Counters at constant rates; ``update`` changes the rates without resetting them."""
+
+    def __init__(self, spec: Dict[str, Any], clock: Any = time.time) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.counters: Dict[Key, _Counter] = {}
+        self.schema = "hp"
+        self.update(spec)
+
+    def update(self, spec: Dict[str, Any]) -> None:
+        rates = series_rates(spec)
+        now = self.clock()
+        with self.lock:
+            self.schema = spec.get("schema", "hp")
+            for key, counter in self.counters.items():
+                counter.base, counter.since = counter.value(now), now
+                counter.rate = rates.pop(key, 0.0)
+            for key, rate in rates.items():
+                self.counters[key] = _Counter(0.0, now, rate)
+
+    def render(self) -> str:
+        now = self.clock()
+        stamp = int(now * 1000)
+        now = stamp / 1000.0
+        by_metric: Dict[str, List[str]] = {}
+        with self.lock:
+            for (metric, labels), counter in sorted(self.counters.items()):
+                value = counter.value(now)
+                if value == 0 and self.schema != "hp":
+                    continue
+                text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                by_metric.setdefault(metric, []).append(f"{metric}{{{text}}} {value!r} {stamp}")
+        out: List[str] = []
+        helps = {
+            "lustre_job_read_bytes_total": "The total number of bytes that have been read.",
+            "lustre_job_write_bytes_total": "The total number of bytes that have been written.",
+            "lustre_job_stats_total": "Number of operations the filesystem has performed.",
+        }
+        for metric, lines in by_metric.items():
+            out.append(f"# HELP {metric} {helps.get(metric, metric)}")
+            out.append(f"# TYPE {metric} counter")
+            out.extend(lines)
+        return "\n".join(out) + "\n"
+
+
+class _SpecFile:
+    def __init__(self, path: Path, simulation: Simulation) -> None:
+        self.path = path
+        self.simulation = simulation
+        self.mtime = path.stat().st_mtime_ns
+
+    def refresh(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+            if mtime == self.mtime:
+                return
+            spec = json.loads(self.path.read_text())
+            self.simulation.update(spec)
+            self.mtime = mtime
+            log.info("spec %s reloaded", self.path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("spec %s not reloaded: %s", self.path, exc)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="prometheus-cluster-exporter simulate",
+        description="Serve synthetic Lustre jobstats counters growing at known rates.",
+    )
+    parser.add_argument("--spec", required=True, type=Path, help="JSON spec (see module doc)")
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen",
+        default="127.0.0.1:9169",
+        help="[host]:port to listen on (default 127.0.0.1:9169)",
+    )
+    parser.add_argument("--log", default="INFO", type=str.upper)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log, logging.INFO),
+        format="%(asctime)s %(levelname)s simulate: %(message)s",
+    )
+    try:
+        host, port = parse_listen_address(args.listen)
+        spec = json.loads(args.spec.read_text())
+        simulation = Simulation(spec)
+    except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
+        parser.exit(2, f"prometheus-cluster-exporter simulate: error: {exc}\n")
+    spec_file = _SpecFile(args.spec, simulation)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            spec_file.refresh()
+            body = simulation.render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = PooledHTTPServer((host or "0.0.0.0", port), Handler)  # noqa: S104
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    shown_host, shown_port = server.server_address[:2]
+    log.info("Listening on http://%s:%s/metrics (pid %d)", shown_host, shown_port, os.getpid())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    return 0

@@ -1,0 +1,228 @@
+"""Real components for the end-to-end tests: the Slurm cluster script, Prometheus,
+VictoriaMetrics, the simulator and the exporter, each started on 127.0.0.1 and stopped
+by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CLUSTER_SCRIPT = HERE / "slurm-cluster.sh"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Skip locally; in CI a missing component is a failure."""
+    if IN_CI:
+        pytest.fail(f"end-to-end component unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """A child process with its output in a log file; stop() ends it by PID."""
+
+    def __init__(self, argv: List[str], log: Path, env: Optional[Dict[str, str]] = None) -> None:
+        self.argv = argv
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            match = re.search(pattern, self.log())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.argv[0]} exited ({self.proc.returncode}):\n{self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.argv[0]}: {pattern!r} not logged in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+def http_get(url: str, timeout: float = 10.0) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return bytes(response.read())
+
+
+def instant_query(base: str, promql: str) -> List[Dict[str, Any]]:
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    payload = json.loads(http_get(url))
+    assert payload["status"] == "success", payload
+    return list(payload["data"]["result"])
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except (OSError, ValueError, AssertionError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def scrape_config(target: str) -> str:
+    return (
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: lustre\n    honor_timestamps: true\n"
+        f"    static_configs:\n      - targets: ['{target}']\n"
+    )
+
+
+def start_prometheus(tmp: Path, target: str) -> tuple[Process, str]:
+    if shutil.which("prometheus") is None:
+        unavailable("prometheus is not installed (Debian package prometheus)")
+    port = free_port()
+    (tmp / "prometheus.yml").write_text(scrape_config(target))
+    proc = Process(
+        [
+            "prometheus",
+            f"--config.file={tmp / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp / 'prom-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp / "prometheus.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_get(url + "/-/ready"), 30, "Prometheus ready")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
+def start_victoria_metrics(tmp: Path, target: str) -> tuple[Process, str]:
+    if shutil.which("victoria-metrics") is None:
+        unavailable("victoria-metrics is not installed (Debian package victoria-metrics)")
+    port = free_port()
+    (tmp / "vm-scrape.yml").write_text(scrape_config(target))
+    proc = Process(
+        [
+            "victoria-metrics",
+            f"-storageDataPath={tmp / 'vm-data'}",
+            f"-httpListenAddr=127.0.0.1:{port}",
+            f"-promscrape.config={tmp / 'vm-scrape.yml'}",
+            "-retentionPeriod=1d",
+            "-search.latencyOffset=0s",
+        ],
+        tmp / "victoria-metrics.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_get(url + "/health"), 30, "VictoriaMetrics healthy")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
+def exporter_command() -> List[str]:
+    return [sys.executable, "-m", "prometheus_cluster_exporter"]
+
+
+def start_simulator(tmp: Path, spec: Dict[str, Any]) -> tuple[Process, str, Path]:
+    spec_path = tmp / "spec.json"
+    spec_path.write_text(json.dumps(spec, indent=1))
+    proc = Process(
+        [
+            *exporter_command(),
+            "simulate",
+            f"--spec={spec_path}",
+            "--web.listen-address=127.0.0.1:0",
+        ],
+        tmp / "simulator.log",
+    )
+    try:
+        match = proc.wait_for_log(r"Listening on http://(127\.0\.0\.1:\d+)/metrics")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, match.group(1), spec_path
+
+
+def start_exporter(
+    tmp: Path, promserver: str, *args: str, name: str = "exporter"
+) -> tuple[Process, str]:
+    proc = Process(
+        [
+            *exporter_command(),
+            f"--promserver={promserver}",
+            "--web.listen-address=127.0.0.1:0",
+            *args,
+        ],
+        tmp / f"{name}.log",
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        match = proc.wait_for_log(r"Listening on (http://127\.0\.0\.1:\d+)")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, match.group(1)
+
+
+def cluster(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def slurm(*argv: str) -> str:
+    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return result.stdout

@@ -1,0 +1,243 @@
+"""Session fixtures of the end-to-end suite: a real Slurm cluster with jobs, the
+simulated Lustre exporter whose jobids are those jobs, and the query backends."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+
+from tests.e2e import components as c
+
+pytestmark = pytest.mark.e2e
+
+# The test users created by slurm-cluster.sh: user -> primary group.
+GROUP_OF = {"alice": "hpc-physics", "bob": "hpc-chem", "carol": "hpc-bio", "root": "root"}
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class SlurmJobs:
+    """Jobs submitted to the real cluster: jobid -> (account, user)."""
+
+    owners: Dict[str, Tuple[str, str]] = field(default_factory=dict)
+    names: Dict[str, str] = field(default_factory=dict)  # role -> jobid
+
+    def submit(self, role: str, user: str, account: str, *extra: str) -> str:
+        out = c.slurm(
+            "sbatch",
+            "--parsable",
+            f"--uid={user}",
+            f"--gid={GROUP_OF[user]}",
+            "-A",
+            account,
+            "-o",
+            "/dev/null",
+            "--chdir=/tmp",
+            "-J",
+            f"e2e-{role}",
+            *extra,
+            "--wrap",
+            "sleep 900",
+        )
+        jobid = out.strip().split(";")[0]
+        self.owners[jobid] = (account, user)
+        self.names[role] = jobid
+        return jobid
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    if os.geteuid() != 0:
+        c.unavailable("the Slurm cluster needs root (sbatch --uid, munged, slurmd)")
+    if shutil.which("slurmctld") is None or shutil.which("sbatch") is None:
+        c.unavailable("Slurm is not installed (run tests/e2e/slurm-cluster.sh install)")
+    was_running = c.cluster("status").returncode == 0
+    started = c.cluster("start")
+    if started.returncode != 0:
+        pytest.fail(f"slurm-cluster.sh start failed:\n{started.stderr}")
+    try:
+        yield
+    finally:
+        for user in ("alice", "bob", "carol"):
+            c.slurm("scancel", "-u", user)
+        if not was_running:
+            c.cluster("stop")
+
+
+@pytest.fixture(scope="session")
+def slurm_jobs(slurm_cluster: None) -> SlurmJobs:
+    jobs = SlurmJobs()
+    jobs.submit("alice-physics", "alice", "physics")
+    jobs.submit("alice-chemistry", "alice", "chemistry")  # one user, two accounts
+    jobs.submit("bob-chemistry", "bob", "chemistry")
+    jobs.submit("carol-pending", "carol", "biology", "--hold")  # stays PENDING
+    jobs.submit("carol-idle", "carol", "biology")
+    array = c.slurm(
+        "sbatch",
+        "--parsable",
+        "--uid=bob",
+        "--gid=hpc-chem",
+        "-A",
+        "chemistry",
+        "-o",
+        "/dev/null",
+        "--chdir=/tmp",
+        "-J",
+        "e2e-array",
+        "--array=1-2",
+        "--wrap",
+        "sleep 900",
+    ).strip()
+
+    def array_elements() -> List[str]:
+        lines = c.slurm("squeue", "-h", "-j", array, "-o", "%A %K").split()
+        pairs = list(zip(lines[::2], lines[1::2]))
+        if len(pairs) == 2 and all(k.isdigit() for _, k in pairs):
+            return [a for a, _ in sorted(pairs, key=lambda p: p[1])]
+        return []
+
+    elements = c.wait_until(array_elements, 30, "array elements to get their own job ids")
+    for index, jobid in enumerate(elements, 1):
+        jobs.owners[jobid] = ("chemistry", "bob")
+        jobs.names[f"array-{index}"] = jobid
+    return jobs
+
+
+def uid(user: str) -> int:
+    return pwd.getpwnam(user).pw_uid
+
+
+def build_spec(jobs: SlurmJobs) -> dict:
+    n = jobs.names
+    return {
+        "schema": "hp",
+        "filesystems": {"scratch": {"osts": 4, "mdts": 2}, "home": {"osts": 2, "mdts": 1}},
+        "jobs": [
+            {
+                "jobid": n["alice-physics"],
+                "read": 10 * MIB,
+                "write": MIB,
+                "mdt_ops": {"open": 20, "close": 20, "getattr": 10},
+                "ost_ops": {"punch": 8},
+            },
+            {"jobid": n["alice-chemistry"], "read": 3 * MIB, "write": 0, "mdt_ops": {"mkdir": 4}},
+            {
+                "jobid": n["bob-chemistry"],
+                "fs": "home",
+                "read": 2 * MIB,
+                "write": 4 * MIB,
+                "mdt_ops": {"open": 6},
+            },
+            {"jobid": n["carol-pending"], "read": 1000},
+            {"jobid": n["carol-idle"]},  # HP schema: zero-valued series only
+            {"jobid": n["array-1"], "read": 512 * 1024, "write": 256 * 1024},
+            {"jobid": n["array-2"], "read": 512 * 1024, "write": 256 * 1024},
+            {
+                "jobid": f"python3.{uid('alice')}",
+                "read": 700000,
+                "write": 100000,
+                "mdt_ops": {"open": 30},
+            },
+            {"jobid": f"my.app.{uid('bob')}", "read": 123456, "write": 654321},
+            {"jobid": "rsync.0", "read": 4096, "write": 8192},
+            # Not attributable: unknown uid, no grammar, a job Slurm never had.
+            {"jobid": "cp.59999", "read": 111},
+            {"jobid": "nodot", "read": 222, "mdt_ops": {"open": 2}},
+            {"jobid": "9999999", "read": 333, "write": 444},
+        ],
+    }
+
+
+Labels = Tuple[Tuple[str, str], ...]
+
+
+def expected_series(spec: dict, jobs: SlurmJobs) -> Dict[str, Dict[Labels, float]]:
+    """Ground truth, computed from the spec and the submitted jobs alone."""
+    fs_mdts = {fs: layout["mdts"] for fs, layout in spec["filesystems"].items()}
+    users = {uid(u): u for u in GROUP_OF}
+    out: Dict[str, Dict[Labels, float]] = {}
+
+    def add(metric: str, labels: Dict[str, str], value: float) -> None:
+        if value == 0:
+            return
+        key = tuple(sorted(labels.items()))
+        series = out.setdefault(metric, {})
+        series[key] = series.get(key, 0.0) + value
+
+    for job in spec["jobs"]:
+        jobid = job["jobid"]
+        fs = job.get("fs", "scratch")
+        if jobid in jobs.owners:
+            account, user = jobs.owners[jobid]
+            owner = {"account": account, "user": user}
+            kind = "job"
+        else:
+            name, _, uid_text = jobid.rpartition(".")
+            if not name or not uid_text.isdigit() or int(uid_text) not in users:
+                continue
+            user = users[int(uid_text)]
+            owner = {"proc_name": name, "group_name": GROUP_OF[user], "user_name": user}
+            kind = "proc"
+        add(f"cluster_{kind}_read_throughput_bytes", owner, job.get("read", 0))
+        add(f"cluster_{kind}_write_throughput_bytes", owner, job.get("write", 0))
+        mdts = fs_mdts[fs]
+        for i in range(mdts):
+            ops = sum(rate / mdts for rate in job.get("mdt_ops", {}).values() if rate / mdts >= 1)
+            add(
+                f"cluster_{kind}_metadata_operations",
+                {**owner, "target": f"{fs}-MDT{i:04x}"},
+                round(ops),
+            )
+    return out
+
+
+@pytest.fixture(scope="session")
+def simulation(tmp_path_factory: pytest.TempPathFactory, slurm_jobs: SlurmJobs) -> Iterator[dict]:
+    tmp = tmp_path_factory.mktemp("simulator")
+    spec = build_spec(slurm_jobs)
+    proc, target, spec_path = c.start_simulator(tmp, spec)
+    try:
+        yield {
+            "target": target,
+            "spec": spec,
+            "spec_path": spec_path,
+            "expected": expected_series(spec, slurm_jobs),
+            "jobs": slurm_jobs,
+        }
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session", params=["prometheus", "victoriametrics"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, simulation: dict
+) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    start = c.start_prometheus if request.param == "prometheus" else c.start_victoria_metrics
+    proc, url = start(tmp, simulation["target"])
+    try:
+        # Ready when every simulated jobid has a rate over two or more samples.
+        wanted = len([j for j in simulation["spec"]["jobs"] if j.get("read")])
+        c.wait_until(
+            lambda: (
+                len(
+                    c.instant_query(
+                        url, "sum by(jobid)(irate(lustre_job_read_bytes_total[5s]) > 0)"
+                    )
+                )
+                >= wanted
+            ),
+            90,
+            f"{request.param} to have rates for all jobids",
+        )
+        time.sleep(1.5)
+        yield url
+    finally:
+        proc.stop()
