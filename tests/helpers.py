@@ -119,7 +119,14 @@ class FakeCluster:
         root.mkdir(parents=True, exist_ok=True)
 
     def load_fixtures(self) -> None:
-        for name in ("squeue.out", "getent-passwd.out", "getent-group.out"):
+        for name in (
+            "squeue.out",
+            "getent-passwd.out",
+            "getent-group.out",
+            "getent-passwd.keyed",
+            "getent-group.keyed",
+            "sacct.out",
+        ):
             shutil.copy(FIXTURES / name, self.root / name)
 
     def set(self, name: str, suffix: str, value: str | bytes | None) -> None:

@@ -1,39 +1,18 @@
-"""Attribution: jobid grammar and the per-owner sums."""
+"""Attribution: the per-owner sums, and conservation of every input byte."""
 
 from __future__ import annotations
 
-import pytest
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from prometheus_cluster_exporter import attribution as attr
-from prometheus_cluster_exporter.attribution import JobRef, ProcRef, attribute, parse_jobid
+from prometheus_cluster_exporter.attribution import attribute, classify
+from prometheus_cluster_exporter.jobid import JobidGrammar
 from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob
 
-
-@pytest.mark.parametrize(
-    ("jobid", "expected"),
-    [
-        ("12345", JobRef("12345")),
-        ("007", JobRef("7")),
-        ("mpirun.1001", ProcRef("mpirun", 1001)),
-        ("my.app.1001", ProcRef("my.app", 1001)),
-        ("kworker/86:1.0", ProcRef("kworker/86:1", 0)),
-        ("(ostnamed).0", ProcRef("(ostnamed)", 0)),
-        ("abc .0123 .-_+ .1000", ProcRef("abc .0123 .-_+ ", 1000)),
-        ("nodot", None),
-        ("cp.notanumber", None),
-        ("", None),
-        (".0", None),
-        ("cp.", None),
-        ("cp.-1", None),
-        ("\u0661\u0662", None),
-        ("cp.\u0661", None),
-        ("node_exporter:989:es-2-virt3-co", None),
-    ],
-)
-def test_parse_jobid(jobid: str, expected: object) -> None:
-    assert parse_jobid(jobid) == expected
-
-
+GRAMMAR = JobidGrammar()
 JOBS = attr.index_jobs(
     [
         SlurmJob("1", "physics", "alice"),
@@ -50,12 +29,17 @@ USERS = {
 GROUPS = {2001: "hpc-physics", 2002: "hpc-chem"}
 
 
+def run(rows, jobs=JOBS, users=USERS, groups=GROUPS):  # type: ignore[no-untyped-def]
+    refs = classify((r[0] for r in rows), GRAMMAR)
+    return attribute(rows, refs, jobs, users, groups)
+
+
 def rows(*pairs: tuple[str, float]) -> list[tuple[str, tuple[str, ...], float]]:
     return [(jobid, (), value) for jobid, value in pairs]
 
 
 def test_jobs_are_summed_per_account_and_user() -> None:
-    result = attribute(rows(("1", 10.0), ("2", 5.0), ("3", 1.5)), JOBS, USERS, GROUPS)
+    result = run(rows(("1", 10.0), ("2", 5.0), ("3", 1.5)))
     assert result.jobs == {("physics", "alice"): 15.0, ("chem", "bob"): 1.5}
     assert result.procs == {} and result.unattributed == {}
 
@@ -65,18 +49,16 @@ def test_first_listing_of_a_jobid_wins() -> None:
 
 
 def test_procs_are_summed_per_name_group_user() -> None:
-    result = attribute(
-        rows(("cp.1001", 1.0), ("cp.1001", 2.0), ("my.app.1002", 4.0)), JOBS, USERS, GROUPS
-    )
-    assert result.procs == {("cp", "hpc-physics", "alice"): 3.0, ("my.app", "hpc-chem", "bob"): 4.0}
+    result = run(rows(("cp.1001", 1.0), ("cp.1001", 2.0), ("my.app.1002", 4.0)))
+    assert result.procs == {
+        ("cp", "hpc-physics", "alice"): 3.0,
+        ("my.app", "hpc-chem", "bob"): 4.0,
+    }
 
 
 def test_unattributable_rows_are_counted_by_reason() -> None:
-    result = attribute(
-        rows(("99", 1.0), ("cp.4242", 2.0), ("tar.1005", 4.0), ("nodot", 8.0), ("1", 16.0)),
-        JOBS,
-        USERS,
-        GROUPS,
+    result = run(
+        rows(("99", 1.0), ("cp.4242", 2.0), ("tar.1005", 4.0), ("nodot", 8.0), ("1", 16.0))
     )
     assert result.unattributed == {
         (attr.UNKNOWN_JOB,): 1.0,
@@ -96,7 +78,7 @@ def test_unattributable_rows_are_counted_by_reason() -> None:
 
 
 def test_missing_sources_make_rows_unavailable_not_lost() -> None:
-    result = attribute(rows(("1", 1.0), ("cp.1001", 2.0)), None, None, None)
+    result = run(rows(("1", 1.0), ("cp.1001", 2.0)), jobs=None, users=None, groups=None)
     assert result.jobs == {} and result.procs == {}
     assert result.unattributed == {
         (attr.JOBS_UNAVAILABLE,): 1.0,
@@ -105,17 +87,14 @@ def test_missing_sources_make_rows_unavailable_not_lost() -> None:
 
 
 def test_extra_labels_are_kept_in_keys() -> None:
-    result = attribute(
+    result = run(
         [
             ("1", ("fs-MDT0000",), 3.0),
             ("1", ("fs-MDT0001",), 1.0),
             ("2", ("fs-MDT0000",), 2.0),
             ("cp.1001", ("fs-MDT0000",), 7.0),
             ("x", ("fs-MDT0001",), 9.0),
-        ],
-        JOBS,
-        USERS,
-        GROUPS,
+        ]
     )
     assert result.jobs == {
         ("physics", "alice", "fs-MDT0000"): 5.0,
@@ -123,3 +102,54 @@ def test_extra_labels_are_kept_in_keys() -> None:
     }
     assert result.procs == {("cp", "hpc-physics", "alice", "fs-MDT0000"): 7.0}
     assert result.unattributed == {(attr.UNPARSABLE_JOBID, "fs-MDT0001"): 9.0}
+
+
+def test_wanted_lookups() -> None:
+    refs = classify(["1", "77", "78", "cp.1001", "cp.5000", "x.5001", "bad"], GRAMMAR)
+    assert attr.wanted_jobs(refs, JOBS) == ["77", "78"]
+    assert attr.wanted_uids(refs, USERS) == [5000, 5001]
+    assert attr.wanted_gids([1001, 1005, 5000], USERS, GROUPS) == [3999]
+
+
+jobid_strategy = st.one_of(
+    st.integers(0, 12).map(str),  # some known jobs, many unknown
+    st.tuples(
+        st.sampled_from(["cp", "my.app", "k/1:2"]), st.sampled_from([1001, 1002, 1005, 7])
+    ).map(lambda t: f"{t[0]}.{t[1]}"),
+    st.text(max_size=12),
+)
+value_strategy = st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(jobid_strategy, st.sampled_from(["", "a-MDT0000", "b-MDT0001"]), value_strategy),
+        max_size=60,
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_conservation(
+    samples: list[tuple[str, str, float]], jobs_ok: bool, identities_ok: bool
+) -> None:
+    """jobs + procs + unattributed == input total, per extra label, for any input."""
+    data = [(jobid, (target,), value) for jobid, target, value in samples]
+    result = run(
+        data,
+        jobs=JOBS if jobs_ok else None,
+        users=USERS if identities_ok else None,
+        groups=GROUPS if identities_ok else None,
+    )
+    total = math.fsum(v for _, _, v in data)
+    assert math.isclose(result.total(), total, rel_tol=1e-9, abs_tol=1e-6)
+    for target in ("", "a-MDT0000", "b-MDT0001"):
+        want = math.fsum(v for _, (t,), v in data if t == target)
+        got = math.fsum(
+            v
+            for table in (result.jobs, result.procs, result.unattributed)
+            for key, v in table.items()
+            if key[-1] == target
+        )
+        assert math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-6)
+    assert set(reason for reason, *_ in result.unattributed) <= set(attr.REASONS)

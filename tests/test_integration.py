@@ -19,6 +19,9 @@ PROC_WRITE = "cluster_proc_write_throughput_bytes"
 JOB_META = "cluster_job_metadata_operations"
 PROC_META = "cluster_proc_metadata_operations"
 OK = "cluster_exporter_scrape_ok"
+LOST_READ = "cluster_unattributed_read_throughput_bytes"
+LOST_WRITE = "cluster_unattributed_write_throughput_bytes"
+LOST_META = "cluster_unattributed_metadata_operations"
 
 
 def key(**labels: str) -> tuple[tuple[str, str], ...]:
@@ -47,7 +50,16 @@ def test_exact_values_from_fixtures(
         proc("rsync", "hpc-chem", "bob"): 8192,
         proc("kworker/86:1", "root", "root"): 12,
         proc('q"uo\\te \u00fc', "hpc-physics", "carol"): 13,
+        proc("python3", "hpc-ldap", "erin"): 6000,  # uid and gid resolved by key
     }
+    assert s.series(LOST_READ) == {
+        key(reason="unknown_job"): 77777,
+        key(reason="unparsable_jobid"): 5 + 7 + 3,
+        key(reason="unknown_uid"): 9,
+        key(reason="unknown_gid"): 11,
+    }
+    assert s.series(LOST_WRITE) == {key(reason="unknown_job"): 10}
+    assert s.series(LOST_META) == {}
     assert s.series(JOB_WRITE) == {
         key(account="physics", user="alice"): 2000000,
         key(account="chemistry", user="bob"): 250000.5,
@@ -77,11 +89,18 @@ def test_exact_values_from_fixtures(
         }
     )
     assert fake_cluster.calls("squeue") == [{"argv": ["-a", "-h", "-o", "%A %a %u"], "LC_ALL": "C"}]
-    assert sorted(c["argv"][0] for c in fake_cluster.calls("getent")) == ["group", "passwd"]
+    assert sorted(c["argv"] for c in fake_cluster.calls("getent")) == [
+        ["group"],
+        ["group", "3999", "5100"],
+        ["passwd"],
+        ["passwd", "4242", "5001"],
+    ]
     # Skipped input is summarised once per scrape, not a crash.
     log = exporter.log()
-    assert log.count("skipped entries this scrape") == 1
-    assert "unparsable_jobid" in log and "unknown_uid" in log and "unknown_gid" in log
+    assert log.count("skipped malformed entries this scrape") == 1
+    assert "jobid 'nodot' not attributed (unparsable_jobid)" in log
+    assert "jobid 'cp.4242' not attributed (unknown_uid): uid 4242 is unknown to getent" in log
+    assert "jobid 'tar.1005' not attributed (unknown_gid): primary gid 3999" in log
 
 
 def test_go_style_single_dash_flags(start_exporter: Start, fake_prometheus: FakePrometheus) -> None:

@@ -12,11 +12,12 @@ from prometheus_cluster_exporter.records import JobidRate, PasswdEntry, SlurmJob
 from prometheus_cluster_exporter.sources.identity import parse_group, parse_passwd
 from prometheus_cluster_exporter.sources.prometheus import (
     LustreQueries,
+    fsname,
     parse_jobid_vector,
     parse_target_vector,
     redact_url,
 )
-from prometheus_cluster_exporter.sources.slurm import parse_squeue
+from prometheus_cluster_exporter.sources.slurm import parse_sacct, parse_squeue, parse_squeue_json
 from tests.helpers import FIXTURES
 
 MDT = ".*-MDT[0-9a-fA-F]{4}"
@@ -106,7 +107,7 @@ def test_jobid_vector_fixture_skips_missing_labels_and_non_finite_values() -> No
     assert "nan.1001" not in jobids and "inf.1001" not in jobids
     assert all(math.isfinite(r.value) for r in parsed.items)
     assert parsed.skipped == 3  # missing jobid label, NaN, +Inf
-    assert len(parsed.items) == 16
+    assert len(parsed.items) == 17
 
 
 def test_target_vector_keeps_only_mdt_targets() -> None:
@@ -200,3 +201,68 @@ def test_queries_follow_configuration() -> None:
 def test_redact_url_drops_credentials() -> None:
     assert redact_url("https://user:secret@prom.example:9090/x") == "https://prom.example:9090/x"
     assert redact_url("http://prom:9090") == "http://prom:9090"
+
+
+def test_squeue_json_22_05_shape() -> None:
+    parsed = parse_squeue_json((FIXTURES / "squeue-22.05.json").read_bytes())
+    assert parsed.items == [
+        SlurmJob("4242", "physics", "alice"),
+        SlurmJob("4301", "chemistry", "bob"),  # an array element: its own id
+        SlurmJob("4400", "physics", "alice"),  # het job leader: IO arrives under its id
+        SlurmJob("4401", "physics", "alice"),
+        SlurmJob("4260", "(null)", "carol"),
+    ]
+    assert parsed.skipped == 2
+
+
+def test_squeue_json_newer_shape() -> None:
+    parsed = parse_squeue_json((FIXTURES / "squeue-24.05.json").read_bytes())
+    assert parsed.items == [
+        SlurmJob("4242", "physics", "alice"),
+        SlurmJob("4301", "chemistry", "bob"),
+        SlurmJob("4260", "bio", "carol"),
+    ]
+    assert parsed.skipped == 1  # job_id not set
+
+
+@pytest.mark.parametrize("output", [b"", b"{", b"[]", b'{"jobs": {}}', b"\xff"])
+def test_squeue_json_unusable_output(output: bytes) -> None:
+    with pytest.raises(SourceError, match="squeue --json"):
+        parse_squeue_json(output)
+
+
+def test_sacct_lines() -> None:
+    parsed = parse_sacct(b"4999|geology|frank\n4998||grace\n\nbad line\n12|a\nx|a|b\n13|a|\n")
+    assert parsed.items == [
+        SlurmJob("4999", "geology", "frank"),
+        SlurmJob("4998", "(null)", "grace"),
+    ]
+    assert parsed.skipped == 4
+
+
+def test_fs_labelled_answers() -> None:
+    payload = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"jobid": "1", "fs": "scratch"}, "value": [1.0, "3"]},
+                {"metric": {"jobid": "1", "fs": "home"}, "value": [1.0, "4"]},
+                {"metric": {"jobid": "2"}, "value": [1.0, "5"]},
+            ],
+        },
+    }
+    parsed = parse_jobid_vector(payload, "jobid", "read query", fs_label="fs")
+    assert parsed.items == [JobidRate("1", 3.0, "scratch"), JobidRate("1", 4.0, "home")]
+    assert parsed.skipped == 1
+
+
+def test_fs_label_query_and_fsname() -> None:
+    q = LustreQueries.build(fs_label=True)
+    assert q.read == (
+        "sum by(jobid,fs)(label_replace(irate(lustre_job_read_bytes_total[1m]) != 0, "
+        '"fs", "$1", "target", "(.+)-[A-Za-z]{3}[0-9a-fA-F]{4}"))'
+    )
+    assert fsname("scratch-MDT0000") == "scratch"
+    assert fsname("my-fs-OST001f") == "my-fs"
+    assert fsname("odd") == "odd"

@@ -1,53 +1,65 @@
 """Attribution: per-jobid rates in, per-account/user and per-process rows out.
 
 Pure functions only (no I/O, no logging, no globals). Every lookup is a dict lookup,
-so the cost is linear in the number of input rows.
+so the cost is linear in the number of input rows. Nothing is dropped: a rate that
+cannot be given to a job or a process owner is summed under a reason, so that
 
-Jobid grammar (Lustre ``jobid_var=SLURM_JOB_ID`` with the default ``jobid_name=%e.%u``
-fallback):
+    sum(jobs) + sum(procs) + sum(unattributed) == sum(input rows)
 
-* ``12345``        -> Slurm job 12345
-* ``my.app.1001``  -> process ``my.app`` of uid 1001 (split on the last dot)
-* anything else    -> unparsable
+for every query answer (up to float rounding).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from prometheus_cluster_exporter.records import GroupTable, SlurmJob, UserTable
+from prometheus_cluster_exporter.jobid import JobidGrammar, JobRef, ProcRef, Ref
+from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob
 
-#: Reasons a rate could not be attributed.
+#: A numeric jobid that neither squeue (nor the recently-seen jobs, nor sacct) knows.
 UNKNOWN_JOB = "unknown_job"
+#: A process id whose uid no passwd lookup resolves.
 UNKNOWN_UID = "unknown_uid"
+#: A process id whose user's primary gid has no group name.
 UNKNOWN_GID = "unknown_gid"
+#: An id that fits none of the configured jobid formats (or was cut at 31 bytes).
 UNPARSABLE_JOBID = "unparsable_jobid"
-#: The source needed for this kind of jobid failed in this scrape.
+#: squeue failed in this scrape: numeric jobids could not be looked up.
 JOBS_UNAVAILABLE = "jobs_unavailable"
+#: getent failed in this scrape: process ids could not be resolved.
 IDENTITIES_UNAVAILABLE = "identities_unavailable"
+
+REASONS = (
+    UNKNOWN_JOB,
+    UNKNOWN_UID,
+    UNKNOWN_GID,
+    UNPARSABLE_JOBID,
+    JOBS_UNAVAILABLE,
+    IDENTITIES_UNAVAILABLE,
+)
 
 #: Reasons that point at bad or unexpected input (warned about) rather than normal churn.
 INPUT_PROBLEMS = frozenset({UNKNOWN_UID, UNKNOWN_GID, UNPARSABLE_JOBID})
 
+__all__ = [
+    "REASONS",
+    "Attribution",
+    "JobRef",
+    "ProcRef",
+    "attribute",
+    "classify",
+    "index_jobs",
+]
 
-class JobRef(NamedTuple):
-    jobid: str
 
-
-class ProcRef(NamedTuple):
-    proc_name: str
-    uid: int
-
-
-def parse_jobid(jobid: str) -> Union[JobRef, ProcRef, None]:
-    """Classify a Lustre jobid; ``None`` means it fits no known form."""
-    if jobid.isdigit() and jobid.isascii():
-        return JobRef(str(int(jobid)))
-    name, dot, uid = jobid.rpartition(".")
-    if dot and name and uid.isdigit() and uid.isascii():
-        return ProcRef(name, int(uid))
-    return None
+def classify(jobids: Iterable[str], grammar: JobidGrammar) -> Dict[str, Ref]:
+    """Parse every distinct jobid once."""
+    refs: Dict[str, Ref] = {}
+    for jobid in jobids:
+        if jobid not in refs:
+            refs[jobid] = grammar.parse(jobid)
+    return refs
 
 
 def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
@@ -59,22 +71,22 @@ def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
 
 
 Extra = Tuple[str, ...]
-JobKey = Tuple[str, ...]  # (account, user, *extra)
-ProcKey = Tuple[str, ...]  # (proc_name, group_name, user_name, *extra)
+Key = Tuple[str, ...]
 
 
 @dataclass
 class Attribution:
     """Aggregated rows of one query answer.
 
-    ``jobs`` and ``procs`` map label tuples to summed values; ``unattributed`` maps
-    ``(reason, *extra)`` to the summed value nobody could be named for, and ``skipped``
-    lists ``(reason, jobid)`` for every such row (for logging by the caller).
+    ``jobs`` maps ``(account, user, *extra)``, ``procs`` maps
+    ``(proc_name, group_name, user_name, *extra)`` and ``unattributed`` maps
+    ``(reason, *extra)`` to summed values; ``skipped`` lists ``(reason, jobid)`` for every
+    unattributed row (for logging by the caller).
     """
 
-    jobs: Dict[JobKey, float] = field(default_factory=dict)
-    procs: Dict[ProcKey, float] = field(default_factory=dict)
-    unattributed: Dict[Tuple[str, ...], float] = field(default_factory=dict)
+    jobs: Dict[Key, float] = field(default_factory=dict)
+    procs: Dict[Key, float] = field(default_factory=dict)
+    unattributed: Dict[Key, float] = field(default_factory=dict)
     skipped: List[Tuple[str, str]] = field(default_factory=list)
 
     def total(self) -> float:
@@ -83,54 +95,73 @@ class Attribution:
 
 def attribute(
     rows: Iterable[Tuple[str, Extra, float]],
+    refs: Mapping[str, Ref],
     jobs: Optional[Mapping[str, SlurmJob]],
-    users: Optional[UserTable],
-    groups: Optional[GroupTable],
+    users: Optional[Mapping[int, PasswdEntry]],
+    groups: Optional[Mapping[int, str]],
 ) -> Attribution:
     """Sum ``(jobid, extra_labels, value)`` rows per job owner and per process owner.
 
-    ``jobs`` is None when squeue failed and ``users``/``groups`` None when getent
-    failed; the rows that would need them are then counted as unavailable.
+    ``refs`` is the classification of every jobid (see :func:`classify`). ``jobs`` is
+    None when squeue failed and ``users``/``groups`` None when getent failed; the rows
+    that need them are then summed as unavailable.
     """
     result = Attribution()
     job_rows = result.jobs
     proc_rows = result.procs
+    lost = result.unattributed
+    skipped = result.skipped
 
-    def unattributed(reason: str, jobid: str, extra: Extra, value: float) -> None:
-        key = (reason, *extra)
-        result.unattributed[key] = result.unattributed.get(key, 0.0) + value
-        result.skipped.append((reason, jobid))
-
-    parsed_cache: Dict[str, Union[JobRef, ProcRef, None]] = {}
     for jobid, extra, value in rows:
-        if jobid in parsed_cache:
-            ref = parsed_cache[jobid]
-        else:
-            ref = parsed_cache[jobid] = parse_jobid(jobid)
+        ref = refs[jobid]
+        reason: Optional[str] = None
         if ref is None:
-            unattributed(UNPARSABLE_JOBID, jobid, extra, value)
+            reason = UNPARSABLE_JOBID
         elif isinstance(ref, JobRef):
             if jobs is None:
-                unattributed(JOBS_UNAVAILABLE, jobid, extra, value)
-                continue
-            job = jobs.get(ref.jobid)
-            if job is None:
-                unattributed(UNKNOWN_JOB, jobid, extra, value)
-                continue
-            key = (job.account, job.user, *extra)
-            job_rows[key] = job_rows.get(key, 0.0) + value
+                reason = JOBS_UNAVAILABLE
+            else:
+                job = jobs.get(ref.jobid)
+                if job is None:
+                    reason = UNKNOWN_JOB
+                else:
+                    key = (job.account, job.user, *extra)
+                    job_rows[key] = job_rows.get(key, 0.0) + value
+        elif users is None or groups is None:
+            reason = IDENTITIES_UNAVAILABLE
         else:
-            if users is None or groups is None:
-                unattributed(IDENTITIES_UNAVAILABLE, jobid, extra, value)
-                continue
             user = users.get(ref.uid)
             if user is None:
-                unattributed(UNKNOWN_UID, jobid, extra, value)
-                continue
-            group = groups.get(user.gid)
-            if group is None:
-                unattributed(UNKNOWN_GID, jobid, extra, value)
-                continue
-            key = (ref.proc_name, group, user.name, *extra)
-            proc_rows[key] = proc_rows.get(key, 0.0) + value
+                reason = UNKNOWN_UID
+            else:
+                group = groups.get(user.gid)
+                if group is None:
+                    reason = UNKNOWN_GID
+                else:
+                    key = (ref.proc_name, group, user.name, *extra)
+                    proc_rows[key] = proc_rows.get(key, 0.0) + value
+        if reason is not None:
+            key = (reason, *extra)
+            lost[key] = lost.get(key, 0.0) + value
+            skipped.append((reason, jobid))
     return result
+
+
+def wanted_jobs(refs: Mapping[str, Ref], known: Mapping[str, SlurmJob]) -> List[str]:
+    """Numeric jobids of this scrape that ``known`` does not hold."""
+    return sorted(
+        {r.jobid for r in refs.values() if isinstance(r, JobRef) and r.jobid not in known},
+        key=int,
+    )
+
+
+def wanted_uids(refs: Mapping[str, Ref], users: Mapping[int, PasswdEntry]) -> List[int]:
+    """uids of this scrape's process ids that ``users`` does not hold."""
+    return sorted({r.uid for r in refs.values() if isinstance(r, ProcRef) and r.uid not in users})
+
+
+def wanted_gids(
+    uids: Iterable[int], users: Mapping[int, PasswdEntry], groups: Mapping[int, str]
+) -> List[int]:
+    """Primary gids of these users that ``groups`` does not hold."""
+    return sorted({users[u].gid for u in uids if u in users and users[u].gid not in groups})

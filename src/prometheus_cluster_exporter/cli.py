@@ -20,16 +20,20 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import (
+    DEFAULT_GETENT_CACHE_TTL,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_PORT,
     DEFAULT_TIMEOUT,
     DEFAULT_TIMERANGE,
+    JOB_GRACE_MARGIN,
     LOG_LEVELS,
     Config,
     ConfigError,
+    parse_duration,
     parse_listen_address,
 )
 from prometheus_cluster_exporter.http import ExporterServer
+from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, JobidGrammar
 
 log = logging.getLogger("prometheus_cluster_exporter")
 
@@ -180,6 +184,28 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_RESPONSE_BYTES})",
     )
 
+    a = p.add_argument_group("attribution")
+    _flag(a, "lustre.jobid-format", dest="jobid_formats", action="append", metavar="FORMAT",
+          help="a jobid form in Lustre jobid_name codes (%%e %%u %%g %%j %%h %%H %%p); repeat "
+          "for several, tried in order (default: %%j then %%e.%%u)")  # fmt: skip
+    _flag(a, "slurm.job-grace-period", dest="job_grace", metavar="DURATION",
+          help="keep attributing a job this long after squeue last listed it "
+          f"(default: the --timerange window plus {JOB_GRACE_MARGIN:g}s)")  # fmt: skip
+    _flag(
+        a,
+        "slurm.sacct",
+        dest="sacct",
+        action="store_true",
+        help="look up job ids unknown to squeue with sacct (needs slurmdbd accounting)",
+    )
+    _flag(a, "getent.cache-ttl", dest="getent_cache_ttl", metavar="DURATION",
+          default=f"{DEFAULT_GETENT_CACHE_TTL:g}s",
+          help="reuse the passwd/group enumeration and keyed lookups this long; 0 to "
+          f"enumerate on every scrape (default {DEFAULT_GETENT_CACHE_TTL:g}s)")  # fmt: skip
+    _flag(a, "metrics.fs-label", dest="fs_label", action="store_true",
+          help="add an fs label (the Lustre filesystem name) to the job, process and "
+          "unattributed metrics")  # fmt: skip
+
     s = p.add_argument_group("commands")
     _flag(
         s,
@@ -196,6 +222,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="getent",
         metavar="PATH",
         help="getent executable (default: getent on PATH)",
+    )
+    _flag(
+        s,
+        "slurm.squeue-json",
+        dest="squeue_json",
+        action="store_true",
+        help="run squeue --json instead of the text format (lists recently ended jobs too)",
+    )
+    _flag(
+        s,
+        "slurm.sacct-path",
+        dest="sacct_path",
+        default="sacct",
+        metavar="PATH",
+        help="sacct executable (default: sacct on PATH)",
     )
 
     d = p.add_argument_group("other")
@@ -240,6 +281,17 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> Config:
             max_response_bytes=args.max_response_bytes,
             telemetry_path=args.telemetry_path,
             demo=args.demo,
+            jobid_formats=tuple(args.jobid_formats or DEFAULT_FORMATS),
+            squeue_json=args.squeue_json,
+            sacct=args.sacct,
+            sacct_path=args.sacct_path,
+            job_grace=(
+                None
+                if args.job_grace is None
+                else parse_duration(args.job_grace, "--slurm.job-grace-period")
+            ),
+            getent_cache_ttl=parse_duration(args.getent_cache_ttl, "--getent.cache-ttl"),
+            fs_label=args.fs_label,
         )
     except ConfigError as exc:
         parser.error(str(exc))
@@ -256,36 +308,59 @@ def setup_logging(level: str) -> None:
 
 def build_collector(config: Config) -> ClusterCollector:
     """Wire the sources named by the configuration into a collector."""
+    from prometheus_cluster_exporter.sources import IdentitySource, JobLookup, JobSource
+    from prometheus_cluster_exporter.sources import LustreSource as _Lustre
+    from prometheus_cluster_exporter.sources.identity import CachedIdentities
+
+    lustre: _Lustre
+    jobs: JobSource
+    identities: IdentitySource
+    job_lookup: Optional[JobLookup] = None
     if config.demo:
         from prometheus_cluster_exporter.sources.demo import demo_sources
 
         lustre, jobs, identities = demo_sources()
-        return ClusterCollector(lustre, jobs, identities, timeout=config.timeout)
+    else:
+        from prometheus_cluster_exporter.sources.identity import GetentSource
+        from prometheus_cluster_exporter.sources.prometheus import (
+            LustreQueries,
+            PrometheusClient,
+            PrometheusLustreSource,
+        )
+        from prometheus_cluster_exporter.sources.slurm import (
+            CachedJobLookup,
+            SacctSource,
+            SqueueSource,
+        )
 
-    from prometheus_cluster_exporter.sources.identity import GetentSource
-    from prometheus_cluster_exporter.sources.prometheus import (
-        LustreQueries,
-        PrometheusClient,
-        PrometheusLustreSource,
-    )
-    from prometheus_cluster_exporter.sources.slurm import SqueueSource
-
-    queries = LustreQueries.build(
-        rate_function=config.rate_function,
-        window=config.timerange,
-        read_metric=config.read_metric,
-        write_metric=config.write_metric,
-        stats_metric=config.stats_metric,
-        jobid_label=config.jobid_label,
-        target_label=config.target_label,
-        mdt_target_regex=config.mdt_target_regex,
-    )
-    client = PrometheusClient(config.promserver or "", max_response_bytes=config.max_response_bytes)
+        queries = LustreQueries.build(
+            rate_function=config.rate_function,
+            window=config.timerange,
+            read_metric=config.read_metric,
+            write_metric=config.write_metric,
+            stats_metric=config.stats_metric,
+            jobid_label=config.jobid_label,
+            target_label=config.target_label,
+            mdt_target_regex=config.mdt_target_regex,
+            fs_label=config.fs_label,
+        )
+        client = PrometheusClient(
+            config.promserver or "", max_response_bytes=config.max_response_bytes
+        )
+        lustre = PrometheusLustreSource(client, queries)
+        jobs = SqueueSource(config.squeue_path, json=config.squeue_json)
+        identities = GetentSource(config.getent_path)
+        if config.sacct:
+            job_lookup = CachedJobLookup(SacctSource(config.sacct_path))
     return ClusterCollector(
-        PrometheusLustreSource(client, queries),
-        SqueueSource(config.squeue_path),
-        GetentSource(config.getent_path),
+        lustre,
+        jobs,
+        CachedIdentities(identities, ttl=config.getent_cache_ttl),
         timeout=config.timeout,
+        grammar=JobidGrammar(config.jobid_formats),
+        job_lookup=job_lookup,
+        job_grace=config.effective_job_grace,
+        fs_label=config.fs_label,
     )
 
 

@@ -8,9 +8,19 @@ Sample output (``curl -s localhost:9846/metrics``)::
     # HELP cluster_proc_write_throughput_bytes Total IO write throughput of process names on the cluster per group and user in bytes per second.
     # TYPE cluster_proc_write_throughput_bytes gauge
     cluster_proc_write_throughput_bytes{group_name="hpc",proc_name="rsync",user_name="bob"} 5.24288e+06
+    # HELP cluster_unattributed_read_throughput_bytes IO read throughput in bytes per second that could not be attributed to a job or a process owner, per reason.
+    # TYPE cluster_unattributed_read_throughput_bytes gauge
+    cluster_unattributed_read_throughput_bytes{reason="unknown_job"} 4096.0
     # HELP cluster_exporter_scrape_ok Indicates if the scrape of the exporter was successful or not.
     # TYPE cluster_exporter_scrape_ok gauge
     cluster_exporter_scrape_ok 1.0
+
+A collect runs in three steps, each bounded by the same deadline:
+
+1. concurrently: the three queries, squeue, and the passwd/group enumerations;
+2. concurrently, for what step 1 left unknown: sacct for numeric jobids (if enabled) and a
+   keyed ``getent passwd`` for uids missing from the enumeration;
+3. a keyed ``getent group`` for primary gids still without a name.
 
 Only one collect runs at a time. A scrape that arrives while one is running is answered
 at once with ``cluster_exporter_scrape_ok 0`` and the warning
@@ -22,16 +32,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import ChainMap
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    TypeVar,
+    cast,
+)
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef, Ref
 from prometheus_cluster_exporter.metrics import (
     JOB_METADATA,
     JOB_READ,
@@ -41,25 +65,37 @@ from prometheus_cluster_exporter.metrics import (
     PROC_WRITE,
     SCRAPE_OK,
     STAGE_SECONDS,
+    UNATTRIBUTED_METADATA,
+    UNATTRIBUTED_READ,
+    UNATTRIBUTED_WRITE,
     MetricSpec,
 )
-from prometheus_cluster_exporter.records import Parsed
-from prometheus_cluster_exporter.sources import IdentitySource, JobSource, LustreSource
+from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, SlurmJob, UserTable
+from prometheus_cluster_exporter.sources import IdentitySource, JobLookup, JobSource, LustreSource
+from prometheus_cluster_exporter.sources.prometheus import fsname
 
 log = logging.getLogger(__name__)
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 SKIP_WARNING = "Collect is still active... - Skipping now"
 
-# Source names as they appear in logs (and stage names they are timed under).
+# Source names as they appear in logs.
 SQUEUE = "squeue"
 PASSWD = "getent passwd"  # noqa: S105 - a source name, not a secret
 GROUP = "getent group"
 READ = "read query"
 WRITE = "write query"
 METADATA = "metadata query"
+SACCT = "sacct"
+PASSWD_KEYED = "getent passwd (by uid)"  # noqa: S105
+GROUP_KEYED = "getent group (by gid)"
 
 # Extra time allowed past the deadline before a source that ignores it is abandoned.
 _GRACE_SECONDS = 1.0
+# An unattributable id is named in the log at most this often.
+PROBLEM_LOG_INTERVAL = 3600.0
 
 
 @dataclass
@@ -96,6 +132,33 @@ def _timed(func: Callable[[float], Any], deadline: float) -> Tuple[Any, Optional
         return None, f"unexpected {type(exc).__name__}: {exc}", time.perf_counter() - start
 
 
+class ProblemLog:
+    """Names each unattributable id at WARNING at most once per ``interval`` seconds."""
+
+    def __init__(self, interval: float = PROBLEM_LOG_INTERVAL, max_ids: int = 50_000) -> None:
+        self.interval = interval
+        self.max_ids = max_ids
+        self._last: Dict[Tuple[str, str], float] = {}
+
+    def report(self, problems: Mapping[Tuple[str, str], str], now: float) -> int:
+        """Log the problems not logged within the interval; return how many were."""
+        logged = 0
+        for key, detail in problems.items():
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval:
+                continue
+            self._last[key] = now
+            logged += 1
+            log.warning(
+                "jobid %r not attributed (%s): %s; not repeated for this id within %ds",
+                key[1], key[0], detail, int(self.interval),
+            )  # fmt: skip
+        if len(self._last) > self.max_ids:
+            horizon = now - self.interval
+            self._last = {k: t for k, t in self._last.items() if t >= horizon}
+        return logged
+
+
 class ClusterCollector(Collector):
     def __init__(
         self,
@@ -104,11 +167,22 @@ class ClusterCollector(Collector):
         identities: IdentitySource,
         *,
         timeout: float,
+        grammar: Optional[JobidGrammar] = None,
+        job_lookup: Optional[JobLookup] = None,
+        job_grace: float = 0.0,
+        fs_label: bool = False,
     ) -> None:
+        from prometheus_cluster_exporter.cache import RecentJobs
+
         self.lustre = lustre
         self.job_source = jobs
         self.identities = identities
+        self.job_lookup = job_lookup
         self.timeout = timeout
+        self.grammar = grammar or JobidGrammar()
+        self.recent_jobs = RecentJobs(job_grace)
+        self.fs_label = fs_label
+        self.problems = ProblemLog()
         self._guard = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="source")
         self.last: Optional[ScrapeReport] = None
@@ -133,15 +207,10 @@ class ClusterCollector(Collector):
 
     # -- one collect ---------------------------------------------------------------------
 
-    def _run_sources(self, deadline: float) -> Dict[str, SourceOutcome]:
-        calls: Dict[str, Callable[[float], Any]] = {
-            SQUEUE: self.job_source.jobs,
-            PASSWD: self.identities.users,
-            GROUP: self.identities.groups,
-            READ: self.lustre.read_rates,
-            WRITE: self.lustre.write_rates,
-            METADATA: self.lustre.metadata_rates,
-        }
+    def _run(
+        self, calls: Mapping[str, Callable[[float], Any]], deadline: float
+    ) -> Dict[str, SourceOutcome]:
+        """Run calls concurrently; each returns or fails by the deadline."""
         futures: Dict[str, Future[Tuple[Any, Optional[str], float]]] = {
             name: self._pool.submit(_timed, func, deadline) for name, func in calls.items()
         }
@@ -161,63 +230,48 @@ class ClusterCollector(Collector):
         started = time.time()
         t0 = time.perf_counter()
         deadline = time.monotonic() + self.timeout
-        out = self._run_sources(deadline)
+
+        out = self._run(
+            {
+                SQUEUE: self.job_source.jobs,
+                PASSWD: self.identities.users,
+                GROUP: self.identities.groups,
+                READ: self.lustre.read_rates,
+                WRITE: self.lustre.write_rates,
+                METADATA: self.lustre.metadata_rates,
+            },
+            deadline,
+        )
+        answers = {name: out[name].value.items for name in (READ, WRITE, METADATA) if out[name].ok}
+        refs = attr.classify((row.jobid for rows in answers.values() for row in rows), self.grammar)
+        jobs: Optional[Mapping[str, SlurmJob]] = None
+        if out[SQUEUE].ok:
+            jobs = self.recent_jobs.update(out[SQUEUE].value.items)
+        users: Optional[Mapping[int, PasswdEntry]] = (
+            out[PASSWD].value.items if out[PASSWD].ok else None
+        )
+        groups: Optional[Mapping[int, str]] = out[GROUP].value.items if out[GROUP].ok else None
+
+        jobs, users = self._resolve_missing(out, refs, jobs, users, deadline)
+        groups = self._resolve_groups(out, refs, users, groups, deadline)
 
         scrape_ok = True
         for outcome in out.values():
             if not outcome.ok:
                 scrape_ok = False
                 log.error("source %s failed: %s", outcome.name, outcome.error)
-
-        skipped_lines: Dict[str, int] = {
+        malformed = {
             o.name: o.value.skipped
             for o in out.values()
             if o.ok and isinstance(o.value, Parsed) and o.value.skipped
         }
-
-        job_index = attr.index_jobs(out[SQUEUE].value.items) if out[SQUEUE].ok else None
-        users = out[PASSWD].value.items if out[PASSWD].ok else None
-        groups = out[GROUP].value.items if out[GROUP].ok else None
-
-        families: List[GaugeMetricFamily] = []
-        stages: List[Tuple[Tuple[str, ...], float]] = [
-            (("retrieve_running_jobs",), out[SQUEUE].seconds),
-            (("retrieve_user_name_info",), out[PASSWD].seconds),
-            (("retrieve_group_name_info",), out[GROUP].seconds),
-        ]
-        reasons: Dict[str, int] = {}
-        for stage, name, job_spec, proc_spec, with_target in (
-            ("build_metadata_metrics", METADATA, JOB_METADATA, PROC_METADATA, True),
-            ("build_read_throughput_metrics", READ, JOB_READ, PROC_READ, False),
-            ("build_write_throughput_metrics", WRITE, JOB_WRITE, PROC_WRITE, False),
-        ):
-            outcome = out[name]
-            build_start = time.perf_counter()
-            if outcome.ok:
-                rows: Iterable[Tuple[str, Tuple[str, ...], float]]
-                if with_target:
-                    rows = ((r.jobid, (r.target,), r.value) for r in outcome.value.items)
-                else:
-                    rows = ((r.jobid, (), r.value) for r in outcome.value.items)
-                result = attr.attribute(rows, job_index, users, groups)
-                if job_index is not None:
-                    families.append(_family(job_spec, result.jobs.items()))
-                if users is not None and groups is not None:
-                    families.append(_family(proc_spec, result.procs.items()))
-                for reason, jobid in result.skipped:
-                    reasons[reason] = reasons.get(reason, 0) + 1
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("%s: jobid %r not attributed: %s", name, jobid, reason)
-            stages.append(((stage,), outcome.seconds + time.perf_counter() - build_start))
-
-        problems = {r: n for r, n in reasons.items() if r in attr.INPUT_PROBLEMS}
-        if skipped_lines or problems:
-            parts = [f"{n} malformed from {src}" for src, n in skipped_lines.items()]
-            parts += [f"{n} {reason}" for reason, n in sorted(problems.items())]
+        if malformed:
+            parts = ", ".join(f"{n} from {src}" for src, n in malformed.items())
             log.warning(
-                "skipped entries this scrape: %s (details with --log=DEBUG)", ", ".join(parts)
+                "skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts
             )
 
+        families, stages = self._build(out, answers, refs, jobs, users, groups)
         families.append(_family(STAGE_SECONDS, stages))
         families.append(_family(SCRAPE_OK, [((), 1.0 if scrape_ok else 0.0)]))
         elapsed = time.perf_counter() - t0
@@ -230,6 +284,140 @@ class ClusterCollector(Collector):
         )
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families
+
+    def _resolve_missing(
+        self,
+        out: Dict[str, SourceOutcome],
+        refs: Mapping[str, Ref],
+        jobs: Optional[Mapping[str, SlurmJob]],
+        users: Optional[Mapping[int, PasswdEntry]],
+        deadline: float,
+    ) -> Tuple[Optional[Mapping[str, SlurmJob]], Optional[Mapping[int, PasswdEntry]]]:
+        """Step 2: sacct for unknown job ids, keyed getent for uids not enumerated."""
+        calls: Dict[str, Callable[[float], Any]] = {}
+        lookup = self.job_lookup
+        missing_jobs = attr.wanted_jobs(refs, jobs) if jobs is not None and lookup else []
+        if missing_jobs and lookup is not None:
+            calls[SACCT] = lambda d: lookup.lookup_jobs(missing_jobs, d)
+        missing_uids = attr.wanted_uids(refs, users) if users is not None else []
+        if missing_uids:
+            calls[PASSWD_KEYED] = lambda d: self.identities.lookup_users(missing_uids, d)
+        if not calls:
+            return jobs, users
+        out.update(self._run(calls, deadline))
+        if SACCT in calls and out[SACCT].ok and jobs is not None:
+            found = attr.index_jobs(out[SACCT].value.items)
+            jobs = _overlay(jobs, found) if found else jobs
+        if PASSWD_KEYED in calls and out[PASSWD_KEYED].ok and users is not None:
+            extra: UserTable = out[PASSWD_KEYED].value.items
+            users = _overlay(users, extra) if extra else users
+        return jobs, users
+
+    def _resolve_groups(
+        self,
+        out: Dict[str, SourceOutcome],
+        refs: Mapping[str, Ref],
+        users: Optional[Mapping[int, PasswdEntry]],
+        groups: Optional[Mapping[int, str]],
+        deadline: float,
+    ) -> Optional[Mapping[int, str]]:
+        """Step 3: keyed getent group for primary gids the enumeration did not name."""
+        if users is None or groups is None:
+            return groups
+        uids = {r.uid for r in refs.values() if isinstance(r, ProcRef)}
+        missing = attr.wanted_gids(uids, users, groups)
+        if not missing:
+            return groups
+        out.update(
+            self._run({GROUP_KEYED: lambda d: self.identities.lookup_groups(missing, d)}, deadline)
+        )
+        if out[GROUP_KEYED].ok and out[GROUP_KEYED].value.items:
+            extra: GroupTable = out[GROUP_KEYED].value.items
+            return _overlay(groups, extra)
+        return groups
+
+    def _build(
+        self,
+        out: Dict[str, SourceOutcome],
+        answers: Mapping[str, Any],
+        refs: Mapping[str, Ref],
+        jobs: Optional[Mapping[str, SlurmJob]],
+        users: Optional[Mapping[int, PasswdEntry]],
+        groups: Optional[Mapping[int, str]],
+    ) -> Tuple[List[GaugeMetricFamily], List[Tuple[Tuple[str, ...], float]]]:
+        """Attribute each answer and build its metric families."""
+        fs = ("fs",) if self.fs_label else ()
+        families: List[GaugeMetricFamily] = []
+        stages: List[Tuple[Tuple[str, ...], float]] = [
+            (("retrieve_running_jobs",), out[SQUEUE].seconds),
+            (("retrieve_user_name_info",), out[PASSWD].seconds),
+            (("retrieve_group_name_info",), out[GROUP].seconds),
+        ]
+        for name, stage in (
+            (SACCT, "retrieve_finished_jobs"),
+            (PASSWD_KEYED, "retrieve_missing_user_info"),
+            (GROUP_KEYED, "retrieve_missing_group_info"),
+        ):
+            if name in out:
+                stages.append(((stage,), out[name].seconds))
+
+        problems: Dict[Tuple[str, str], str] = {}
+        for stage, name, specs in (
+            (
+                "build_metadata_metrics",
+                METADATA,
+                (JOB_METADATA, PROC_METADATA, UNATTRIBUTED_METADATA),
+            ),
+            ("build_read_throughput_metrics", READ, (JOB_READ, PROC_READ, UNATTRIBUTED_READ)),
+            ("build_write_throughput_metrics", WRITE, (JOB_WRITE, PROC_WRITE, UNATTRIBUTED_WRITE)),
+        ):
+            build_start = time.perf_counter()
+            if name in answers:
+                result = attr.attribute(
+                    self._rows(name, answers[name]),
+                    refs,
+                    jobs,
+                    users,
+                    groups,
+                )
+                job_spec, proc_spec, lost_spec = (spec.with_labels(*fs) for spec in specs)
+                if jobs is not None:
+                    families.append(_family(job_spec, result.jobs.items()))
+                if users is not None and groups is not None:
+                    families.append(_family(proc_spec, result.procs.items()))
+                families.append(_family(lost_spec, result.unattributed.items()))
+                for reason, jobid in result.skipped:
+                    if reason in attr.INPUT_PROBLEMS:
+                        problems[(reason, jobid)] = _explain(reason, refs[jobid], users)
+                    elif log.isEnabledFor(logging.DEBUG):
+                        log.debug("%s: jobid %r not attributed: %s", name, jobid, reason)
+            stages.append(((stage,), out[name].seconds + time.perf_counter() - build_start))
+        self.problems.report(problems, time.monotonic())
+        return families, stages
+
+    def _rows(self, name: str, items: List[Any]) -> Iterable[Tuple[str, Tuple[str, ...], float]]:
+        if name == METADATA:
+            if self.fs_label:
+                return ((r.jobid, (r.target, fsname(r.target)), r.value) for r in items)
+            return ((r.jobid, (r.target,), r.value) for r in items)
+        if self.fs_label:
+            return ((r.jobid, (r.fs,), r.value) for r in items)
+        return ((r.jobid, (), r.value) for r in items)
+
+
+def _overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:
+    """``base`` with ``extra`` added (base wins), without copying ``base``."""
+    return ChainMap(cast(Dict[K, V], base), extra)
+
+
+def _explain(reason: str, ref: Ref, users: Optional[Mapping[int, PasswdEntry]]) -> str:
+    if reason == attr.UNKNOWN_UID and isinstance(ref, ProcRef):
+        return f"uid {ref.uid} is unknown to getent"
+    if reason == attr.UNKNOWN_GID and isinstance(ref, ProcRef) and users is not None:
+        user = users.get(ref.uid)
+        gid = user.gid if user is not None else "?"
+        return f"primary gid {gid} of uid {ref.uid} has no group name"
+    return "fits none of the jobid formats (see --lustre.jobid-format)"
 
 
 def _family(spec: MetricSpec, rows: Any) -> GaugeMetricFamily:

@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
+from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS
+
 DEFAULT_PORT = 9846
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_TIMERANGE = "1m"
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+DEFAULT_GETENT_CACHE_TTL = 300.0
+JOB_GRACE_MARGIN = 60.0
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?")
 LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
 RATE_FUNCTIONS = ("irate", "rate")
 
@@ -41,6 +47,14 @@ def parse_listen_address(address: str) -> Tuple[str, int]:
     return host, port
 
 
+def parse_duration(text: str, flag: str) -> float:
+    """``90``, ``90s``, ``1.5m``, ``500ms``, ``1h`` -> seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"{flag}: expected a duration such as 90s, 5m or 1h, got {text!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
 @dataclass(frozen=True)
 class Config:
     promserver: Optional[str] = None
@@ -61,6 +75,24 @@ class Config:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     telemetry_path: str = "/metrics"
     demo: bool = False
+    jobid_formats: Tuple[str, ...] = DEFAULT_FORMATS
+    squeue_json: bool = False
+    sacct: bool = False
+    sacct_path: str = "sacct"
+    #: Seconds a job is remembered after squeue last listed it; None: window + 60 s.
+    job_grace: Optional[float] = None
+    getent_cache_ttl: float = DEFAULT_GETENT_CACHE_TTL
+    fs_label: bool = False
+
+    @property
+    def window_seconds(self) -> float:
+        return int(self.timerange[:-1]) * _UNIT_SECONDS[self.timerange[-1]]
+
+    @property
+    def effective_job_grace(self) -> float:
+        if self.job_grace is not None:
+            return self.job_grace
+        return self.window_seconds + JOB_GRACE_MARGIN
 
     def __post_init__(self) -> None:
         if self.demo:

@@ -10,6 +10,9 @@ class MetricSpec(NamedTuple):
     help: str
     labels: Tuple[str, ...]
 
+    def with_labels(self, *extra: str) -> MetricSpec:
+        return self._replace(labels=(*self.labels, *extra))
+
 
 _PROC = ("proc_name", "group_name", "user_name")
 
@@ -54,6 +57,25 @@ STAGE_SECONDS = MetricSpec(
     ("name",),
 )
 
+UNATTRIBUTED_READ = MetricSpec(
+    "cluster_unattributed_read_throughput_bytes",
+    "IO read throughput in bytes per second that could not be attributed to a job or a "
+    "process owner, per reason.",
+    ("reason",),
+)
+UNATTRIBUTED_WRITE = MetricSpec(
+    "cluster_unattributed_write_throughput_bytes",
+    "IO write throughput in bytes per second that could not be attributed to a job or a "
+    "process owner, per reason.",
+    ("reason",),
+)
+UNATTRIBUTED_METADATA = MetricSpec(
+    "cluster_unattributed_metadata_operations",
+    "Metadata operations per second that could not be attributed to a job or a process "
+    "owner, per reason and MDT.",
+    ("reason", "target"),
+)
+
 ALL = (
     JOB_READ,
     JOB_WRITE,
@@ -61,6 +83,9 @@ ALL = (
     PROC_READ,
     PROC_WRITE,
     PROC_METADATA,
+    UNATTRIBUTED_READ,
+    UNATTRIBUTED_WRITE,
+    UNATTRIBUTED_METADATA,
     SCRAPE_OK,
     STAGE_SECONDS,
 )

@@ -13,10 +13,14 @@ T = TypeVar("T")
 
 
 class JobidRate(NamedTuple):
-    """One answer row of a throughput query: ``sum by(jobid)(rate(...))``."""
+    """One answer row of a throughput query: ``sum by(jobid)(rate(...))``.
+
+    ``fs`` is the filesystem name when the query also groups by filesystem, else "".
+    """
 
     jobid: str
     value: float
+    fs: str = ""
 
 
 class TargetRate(NamedTuple):

@@ -6,7 +6,7 @@ must return or raise :class:`~prometheus_cluster_exporter.errors.SourceError` by
 
 from __future__ import annotations
 
-from typing import List, Protocol
+from typing import List, Protocol, Sequence
 
 from prometheus_cluster_exporter.records import (
     GroupTable,
@@ -34,9 +34,23 @@ class JobSource(Protocol):
     def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]: ...
 
 
+class JobLookup(Protocol):
+    """Jobs by id, including finished ones (sacct)."""
+
+    def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]: ...
+
+
 class IdentitySource(Protocol):
-    """uid -> (user name, primary gid) and gid -> group name."""
+    """uid -> (user name, primary gid) and gid -> group name.
+
+    ``users``/``groups`` enumerate the databases; ``lookup_users``/``lookup_groups``
+    resolve ids the enumeration did not list (directory services often do not enumerate).
+    """
 
     def users(self, deadline: float) -> Parsed[UserTable]: ...
 
     def groups(self, deadline: float) -> Parsed[GroupTable]: ...
+
+    def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]: ...
+
+    def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]: ...

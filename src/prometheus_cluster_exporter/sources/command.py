@@ -41,11 +41,14 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def run_command(argv: Sequence[str], deadline: float, *, name: str) -> bytes:
+def run_command(
+    argv: Sequence[str], deadline: float, *, name: str, ok_status: Sequence[int] = (0,)
+) -> bytes:
     """Run ``argv`` and return its standard output.
 
-    Raises SourceError when the command is missing, fails to start, exits non-zero
-    or is still running at ``deadline`` (a ``time.monotonic()`` value).
+    Raises SourceError when the command is missing, fails to start, exits with a status
+    not in ``ok_status`` or is still running at ``deadline`` (a ``time.monotonic()``
+    value).
     """
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -86,7 +89,7 @@ def run_command(argv: Sequence[str], deadline: float, *, name: str) -> bytes:
         proc.wait()
         raise
 
-    if proc.returncode != 0:
+    if proc.returncode not in ok_status:
         detail = err.decode("utf-8", "replace").strip().splitlines()
         reason = detail[0][:200] if detail else "no error output"
         if proc.returncode < 0:

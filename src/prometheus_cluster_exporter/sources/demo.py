@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, List, Sequence, Tuple
 
 from prometheus_cluster_exporter.records import (
     GroupTable,
@@ -41,6 +41,7 @@ _USERS = (
 )
 _PROCS = ("rsync", "cp", "python3", "tar", "dd", "my.app", "kworker/86:1", "(ostnamed)")
 _MDTS = ("scratch-MDT0000", "scratch-MDT0001")
+_DIRECTORY_UIDS = (50001,)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class DemoCluster:
             add(jobid, 1.0)
         for n in range(3):  # jobs that just ended: IO still in the window, gone from squeue
             add(str(4_100_000 + n), 0.5)
+        self.users[_DIRECTORY_UIDS[0]] = PasswdEntry("zoe", 2000)  # an LDAP-only user
         uids = sorted(self.users)
         for proc in _PROCS:
             add(f"{proc}.{rng.choice(uids)}", 0.2)
@@ -134,14 +136,22 @@ class DemoJobSource:
 
 
 class DemoIdentitySource:
+    """Like SSSD with ``enumerate = false``: directory users resolve only by key."""
+
     def __init__(self, cluster: DemoCluster) -> None:
         self.cluster = cluster
 
     def users(self, deadline: float) -> Parsed[UserTable]:
-        return Parsed(dict(self.cluster.users))
+        return Parsed({u: e for u, e in self.cluster.users.items() if u not in _DIRECTORY_UIDS})
 
     def groups(self, deadline: float) -> Parsed[GroupTable]:
         return Parsed(dict(self.cluster.groups))
+
+    def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]:
+        return Parsed({u: self.cluster.users[u] for u in uids if u in self.cluster.users})
+
+    def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]:
+        return Parsed({g: self.cluster.groups[g] for g in gids if g in self.cluster.groups})
 
 
 def demo_sources(seed: int = 1) -> Tuple[DemoLustreSource, DemoJobSource, DemoIdentitySource]:

@@ -29,6 +29,9 @@ from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+FS_LABEL = "fs"
+FS_OF_TARGET = "(.+)-[A-Za-z]{3}[0-9a-fA-F]{4}"
+_FS_OF_TARGET = re.compile(FS_OF_TARGET)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class LustreQueries:
     jobid_label: str
     target_label: str
     mdt_target_regex: str
+    fs_label: bool = False
 
     @classmethod
     def build(
@@ -54,9 +58,17 @@ class LustreQueries:
         jobid_label: str = "jobid",
         target_label: str = "target",
         mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}",
+        fs_label: bool = False,
     ) -> LustreQueries:
         def throughput(metric: str) -> str:
-            return f"sum by({jobid_label})({rate_function}({metric}[{window}]) != 0)"
+            inner = f"{rate_function}({metric}[{window}]) != 0"
+            if not fs_label:
+                return f"sum by({jobid_label})({inner})"
+            # The filesystem is the target name without its -OSTxxxx/-MDTxxxx suffix.
+            return (
+                f'sum by({jobid_label},{FS_LABEL})(label_replace({inner}, "{FS_LABEL}", "$1", '
+                f'"{target_label}", "{FS_OF_TARGET}"))'
+            )
 
         escaped = mdt_target_regex.replace("\\", "\\\\")
         matcher = f'{{{target_label}=~"{escaped}"}}'
@@ -71,7 +83,14 @@ class LustreQueries:
             jobid_label=jobid_label,
             target_label=target_label,
             mdt_target_regex=mdt_target_regex,
+            fs_label=fs_label,
         )
+
+
+def fsname(target: str) -> str:
+    """``scratch-MDT0000`` -> ``scratch``; a target of another form is its own name."""
+    match = _FS_OF_TARGET.fullmatch(target)
+    return match.group(1) if match else target
 
 
 def redact_url(url: str) -> str:
@@ -114,16 +133,23 @@ def vector_result(payload: Any, what: str) -> List[Any]:
     return result
 
 
-def parse_jobid_vector(payload: Any, jobid_label: str, what: str) -> Parsed[List[JobidRate]]:
-    """Turn a ``sum by(jobid)`` answer into JobidRate records; skip malformed samples."""
+def parse_jobid_vector(
+    payload: Any, jobid_label: str, what: str, fs_label: Optional[str] = None
+) -> Parsed[List[JobidRate]]:
+    """Turn a ``sum by(jobid)`` answer into JobidRate records; skip malformed samples.
+
+    With ``fs_label`` the answer is ``sum by(jobid, fs)`` and every sample needs both.
+    """
     rates: List[JobidRate] = []
     skipped = 0
     for sample in vector_result(payload, what):
         try:
-            jobid = sample["metric"][jobid_label]
-            if not isinstance(jobid, str):
+            labels = sample["metric"]
+            jobid = labels[jobid_label]
+            fs = labels[fs_label] if fs_label else ""
+            if not isinstance(jobid, str) or not isinstance(fs, str):
                 raise TypeError("label is not a string")
-            rates.append(JobidRate(jobid, _sample_value(sample)))
+            rates.append(JobidRate(jobid, _sample_value(sample), fs))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             skipped += 1
             log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
@@ -275,7 +301,8 @@ class PrometheusLustreSource:
 
     def _throughput(self, promql: str, deadline: float, what: str) -> Parsed[List[JobidRate]]:
         payload = self.client.query(promql, deadline, what)
-        return parse_jobid_vector(payload, self.queries.jobid_label, what)
+        fs_label = FS_LABEL if self.queries.fs_label else None
+        return parse_jobid_vector(payload, self.queries.jobid_label, what, fs_label)
 
     def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
         return self._throughput(self.queries.read, deadline, "read query")
@@ -295,6 +322,7 @@ __all__: Tuple[str, ...] = (
     "LustreQueries",
     "PrometheusClient",
     "PrometheusLustreSource",
+    "fsname",
     "parse_jobid_vector",
     "parse_target_vector",
     "redact_url",
