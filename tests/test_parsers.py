@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from prometheus_cluster_exporter.attribution import index_jobs
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.records import JobidRate, PasswdEntry, SlurmJob, TargetRate
 from prometheus_cluster_exporter.sources.identity import parse_group, parse_passwd
@@ -211,8 +212,15 @@ def test_squeue_json_22_05_shape() -> None:
         SlurmJob("4400", "physics", "alice"),  # het job leader: IO arrives under its id
         SlurmJob("4401", "physics", "alice"),
         SlurmJob("4260", "(null)", "carol"),
+        SlurmJob("4400", "physics", "alice"),  # alias of the het leader, from component 4401
     ]
     assert parsed.skipped == 2
+
+
+def test_squeue_json_het_leader_named_by_a_component() -> None:
+    payload = {"jobs": [{"job_id": 4401, "het_job_id": 4400, "account": "phys", "user_name": "al"}]}
+    parsed = parse_squeue_json(json.dumps(payload).encode())
+    assert index_jobs(parsed.items)["4400"] == SlurmJob("4400", "phys", "al")
 
 
 def test_squeue_json_newer_shape() -> None:

@@ -109,20 +109,21 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
-def scrape_config(target: str) -> str:
+def scrape_config(targets: List[str]) -> str:
+    listed = ", ".join(f"'{t}'" for t in targets)
     return (
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
         "scrape_configs:\n"
         "  - job_name: lustre\n    honor_timestamps: true\n"
-        f"    static_configs:\n      - targets: ['{target}']\n"
+        f"    static_configs:\n      - targets: [{listed}]\n"
     )
 
 
-def start_prometheus(tmp: Path, target: str) -> tuple[Process, str]:
+def start_prometheus(tmp: Path, targets: List[str]) -> tuple[Process, str]:
     if shutil.which("prometheus") is None:
         unavailable("prometheus is not installed (Debian package prometheus)")
     port = free_port()
-    (tmp / "prometheus.yml").write_text(scrape_config(target))
+    (tmp / "prometheus.yml").write_text(scrape_config(targets))
     proc = Process(
         [
             "prometheus",
@@ -141,11 +142,11 @@ def start_prometheus(tmp: Path, target: str) -> tuple[Process, str]:
     return proc, url
 
 
-def start_victoria_metrics(tmp: Path, target: str) -> tuple[Process, str]:
+def start_victoria_metrics(tmp: Path, targets: List[str]) -> tuple[Process, str]:
     if shutil.which("victoria-metrics") is None:
         unavailable("victoria-metrics is not installed (Debian package victoria-metrics)")
     port = free_port()
-    (tmp / "vm-scrape.yml").write_text(scrape_config(target))
+    (tmp / "vm-scrape.yml").write_text(scrape_config(targets))
     proc = Process(
         [
             "victoria-metrics",

@@ -8,6 +8,7 @@ import pwd
 import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
@@ -17,7 +18,14 @@ from tests.e2e import components as c
 pytestmark = pytest.mark.e2e
 
 # The test users created by slurm-cluster.sh: user -> primary group.
-GROUP_OF = {"alice": "hpc-physics", "bob": "hpc-chem", "carol": "hpc-bio", "root": "root"}
+GROUP_OF = {
+    "alice": "hpc-physics",
+    "bob": "hpc-chem",
+    "carol": "hpc-bio",
+    "dave": "hpc-geo",
+    "root": "root",
+}
+SCHEMAS = ("hp", "gsi", "lustrefs")
 
 MIB = 1024 * 1024
 
@@ -65,7 +73,7 @@ def slurm_cluster() -> Iterator[None]:
     try:
         yield
     finally:
-        for user in ("alice", "bob", "carol"):
+        for user in ("alice", "bob", "carol", "dave"):
             c.slurm("scancel", "-u", user)
         if not was_running:
             c.cluster("stop")
@@ -115,50 +123,56 @@ def uid(user: str) -> int:
 
 
 def build_spec(jobs: SlurmJobs) -> dict:
+    """IO at known rates: jobs of every kind, processes, and ids nobody can be named for.
+
+    Each job names the Lustre exporter schema it is served in (HP with zero-valued series,
+    GSI without, lustrefs-exporter with extra labels); one simulator serves each schema.
+    """
     n = jobs.names
     return {
-        "schema": "hp",
         "filesystems": {"scratch": {"osts": 4, "mdts": 2}, "home": {"osts": 2, "mdts": 1}},
         "jobs": [
-            {
-                "jobid": n["alice-physics"],
-                "read": 10 * MIB,
-                "write": MIB,
-                "mdt_ops": {"open": 20, "close": 20, "getattr": 10},
-                "ost_ops": {"punch": 8},
-            },
-            {"jobid": n["alice-chemistry"], "read": 3 * MIB, "write": 0, "mdt_ops": {"mkdir": 4}},
-            {
-                "jobid": n["bob-chemistry"],
-                "fs": "home",
-                "read": 2 * MIB,
-                "write": 4 * MIB,
-                "mdt_ops": {"open": 6},
-            },
-            {"jobid": n["carol-pending"], "read": 1000},
+            {"jobid": n["alice-physics"], "read": 10 * MIB, "write": MIB,
+             "mdt_ops": {"open": 20, "close": 20, "getattr": 10}, "ost_ops": {"punch": 8}},
+            {"jobid": n["alice-chemistry"], "read": 3 * MIB, "write": 0, "mdt_ops": {"mkdir": 4},
+             "schema": "gsi"},
+            {"jobid": n["bob-chemistry"], "fs": "home", "read": 2 * MIB, "write": 4 * MIB,
+             "mdt_ops": {"open": 6}, "schema": "lustrefs"},
+            {"jobid": n["carol-pending"], "read": 1000, "schema": "gsi"},
             {"jobid": n["carol-idle"]},  # HP schema: zero-valued series only
-            {"jobid": n["array-1"], "read": 512 * 1024, "write": 256 * 1024},
+            {"jobid": n["array-1"], "read": 512 * 1024, "write": 256 * 1024, "schema": "lustrefs"},
             {"jobid": n["array-2"], "read": 512 * 1024, "write": 256 * 1024},
-            {
-                "jobid": f"python3.{uid('alice')}",
-                "read": 700000,
-                "write": 100000,
-                "mdt_ops": {"open": 30},
-            },
-            {"jobid": f"my.app.{uid('bob')}", "read": 123456, "write": 654321},
-            {"jobid": "rsync.0", "read": 4096, "write": 8192},
+            {"jobid": f"python3.{uid('alice')}", "read": 700000, "write": 100000,
+             "mdt_ops": {"open": 30}},
+            {"jobid": f"my.app.{uid('bob')}", "read": 123456, "write": 654321, "schema": "gsi"},
+            {"jobid": "rsync.0", "read": 4096, "write": 8192, "schema": "lustrefs"},
+            # dave is a directory user: not in the enumeration, resolved by key.
+            {"jobid": f"vim.{uid('dave')}", "read": 2222, "mdt_ops": {"stat": 2}},
             # Not attributable: unknown uid, no grammar, a job Slurm never had.
-            {"jobid": "cp.59999", "read": 111},
+            {"jobid": "cp.59999", "read": 111, "schema": "gsi"},
             {"jobid": "nodot", "read": 222, "mdt_ops": {"open": 2}},
-            {"jobid": "9999999", "read": 333, "write": 444},
+            {"jobid": "9999999", "read": 333, "write": 444, "schema": "lustrefs"},
         ],
+    }  # fmt: skip
+
+
+def split_by_schema(spec: dict) -> Dict[str, dict]:
+    return {
+        schema: {
+            "schema": schema,
+            "filesystems": spec["filesystems"],
+            "jobs": [j for j in spec["jobs"] if j.get("schema", "hp") == schema],
+        }
+        for schema in SCHEMAS
     }
 
 
 Labels = Tuple[Tuple[str, str], ...]
 
 
-def expected_series(spec: dict, jobs: SlurmJobs) -> Dict[str, Dict[Labels, float]]:
+def expected_series(
+    spec: dict, jobs: SlurmJobs, fs_label: bool = False
+) -> Dict[str, Dict[Labels, float]]:
     """Ground truth, computed from the spec and the submitted jobs alone."""
     fs_mdts = {fs: layout["mdts"] for fs, layout in spec["filesystems"].items()}
     users = {uid(u): u for u in GROUP_OF}
@@ -174,45 +188,56 @@ def expected_series(spec: dict, jobs: SlurmJobs) -> Dict[str, Dict[Labels, float
     for job in spec["jobs"]:
         jobid = job["jobid"]
         fs = job.get("fs", "scratch")
+        name, _, uid_text = jobid.rpartition(".")
         if jobid in jobs.owners:
             account, user = jobs.owners[jobid]
-            owner = {"account": account, "user": user}
-            kind = "job"
+            kind, owner = "job", {"account": account, "user": user}
+        elif jobid.isdigit():
+            kind, owner = "unattributed", {"reason": "unknown_job"}
+        elif not name or not uid_text.isdigit():
+            kind, owner = "unattributed", {"reason": "unparsable_jobid"}
+        elif int(uid_text) not in users:
+            kind, owner = "unattributed", {"reason": "unknown_uid"}
         else:
-            name, _, uid_text = jobid.rpartition(".")
-            if not name or not uid_text.isdigit() or int(uid_text) not in users:
-                continue
             user = users[int(uid_text)]
             owner = {"proc_name": name, "group_name": GROUP_OF[user], "user_name": user}
             kind = "proc"
+        if fs_label:
+            owner = {**owner, "fs": fs}
         add(f"cluster_{kind}_read_throughput_bytes", owner, job.get("read", 0))
         add(f"cluster_{kind}_write_throughput_bytes", owner, job.get("write", 0))
         mdts = fs_mdts[fs]
         for i in range(mdts):
             ops = sum(rate / mdts for rate in job.get("mdt_ops", {}).values() if rate / mdts >= 1)
-            add(
-                f"cluster_{kind}_metadata_operations",
-                {**owner, "target": f"{fs}-MDT{i:04x}"},
-                round(ops),
-            )
+            add(f"cluster_{kind}_metadata_operations",
+                {**owner, "target": f"{fs}-MDT{i:04x}"}, round(ops))  # fmt: skip
     return out
 
 
 @pytest.fixture(scope="session")
 def simulation(tmp_path_factory: pytest.TempPathFactory, slurm_jobs: SlurmJobs) -> Iterator[dict]:
-    tmp = tmp_path_factory.mktemp("simulator")
+    """One simulated Lustre exporter per schema, all serving ids of the real jobs."""
     spec = build_spec(slurm_jobs)
-    proc, target, spec_path = c.start_simulator(tmp, spec)
+    started: List[c.Process] = []
+    targets: List[str] = []
+    spec_paths: Dict[str, Path] = {}
     try:
+        for schema, part in split_by_schema(spec).items():
+            proc, target, spec_path = c.start_simulator(tmp_path_factory.mktemp(schema), part)
+            started.append(proc)
+            targets.append(target)
+            spec_paths[schema] = spec_path
         yield {
-            "target": target,
+            "targets": targets,
             "spec": spec,
-            "spec_path": spec_path,
+            "spec_paths": spec_paths,
             "expected": expected_series(spec, slurm_jobs),
+            "expected_fs": expected_series(spec, slurm_jobs, fs_label=True),
             "jobs": slurm_jobs,
         }
     finally:
-        proc.stop()
+        for proc in started:
+            proc.stop()
 
 
 @pytest.fixture(scope="session", params=["prometheus", "victoriametrics"])
@@ -221,7 +246,7 @@ def backend(
 ) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp(request.param)
     start = c.start_prometheus if request.param == "prometheus" else c.start_victoria_metrics
-    proc, url = start(tmp, simulation["target"])
+    proc, url = start(tmp, simulation["targets"])
     try:
         # Ready when every simulated jobid has a rate over two or more samples.
         wanted = len([j for j in simulation["spec"]["jobs"] if j.get("read")])

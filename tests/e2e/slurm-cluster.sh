@@ -19,6 +19,7 @@ USERS=(
     "alice:3001:hpc-physics:3101"
     "bob:3002:hpc-chem:3102"
     "carol:3003:hpc-bio:3103"
+    "dave:3004:hpc-geo:3104"
 )
 
 log() { echo "slurm-cluster: $*" >&2; }

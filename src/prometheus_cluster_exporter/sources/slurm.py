@@ -71,6 +71,7 @@ def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
     if not isinstance(payload, dict) or not isinstance(payload.get("jobs"), list):
         raise SourceError("squeue --json: output has no jobs list")
     jobs: List[SlurmJob] = []
+    aliases: List[SlurmJob] = []
     skipped = 0
     for entry in payload["jobs"]:
         try:
@@ -86,7 +87,13 @@ def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
             log.debug("squeue --json: skipping job entry %.200r: %s", entry, exc)
             continue
         jobs.append(SlurmJob(str(jobid), account, user))
-    return Parsed(jobs, skipped)
+        # All IO of a het job arrives under its leader's id: let any component name it,
+        # in case the leader itself is no longer listed.
+        leader = _number(entry.get("het_job_id"))
+        if leader and leader != jobid:
+            aliases.append(SlurmJob(str(leader), account, user))
+    # Real listings come first, so they win over aliases when jobs are indexed.
+    return Parsed(jobs + aliases, skipped)
 
 
 def parse_sacct(output: bytes) -> Parsed[List[SlurmJob]]:
