@@ -189,7 +189,7 @@ class Exporter:
     def _wait_listening(self, timeout: float = 20.0) -> str:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            match = re.search(r"Listening on (http://127\.0\.0\.1:\d+)", self.log())
+            match = re.search(r"Listening on (https?://127\.0\.0\.1:\d+)", self.log())
             if match:
                 return match.group(1)
             if self.proc.poll() is not None:

@@ -136,3 +136,35 @@ def test_config_is_frozen() -> None:
     config = Config(promserver="http://p:1")
     with pytest.raises(AttributeError):
         config.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--lustre.jobid-format=%e.%x"], "--lustre.jobid-format: '%e.%x': unknown code %x"),
+        (["--lustre.jobid-format=%e%u"], "need a separator"),
+        (["--slurm.job-grace-period=soon"], "--slurm.job-grace-period: expected a duration"),
+        (["--getent.cache-ttl=-5"], "--getent.cache-ttl"),
+        (["--slurm.sacct-path="], "--slurm.sacct-path: must not be empty"),
+    ],
+)
+def test_bad_attribution_flags(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_config(["--promserver=http://p:1", *argv])
+    assert info.value.code == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_durations_and_formats() -> None:
+    config = parse_config(
+        ["--promserver=http://p:1", "--slurm.job-grace-period=2m", "--getent.cache-ttl=0",
+         "--lustre.jobid-format=%j:%u:%H", "--lustre.jobid-format=%e:%u:%H", "--timerange=5m"]
+    )  # fmt: skip
+    assert config.job_grace == 120.0
+    assert config.getent_cache_ttl == 0.0
+    assert config.jobid_formats == ("%j:%u:%H", "%e:%u:%H")
+    default = parse_config(["--promserver=http://p:1", "--timerange=5m"])
+    assert default.effective_job_grace == 300 + 60
+    assert default.jobid_formats == ("%j", "%e.%u")

@@ -34,6 +34,7 @@ from prometheus_cluster_exporter.config import (
 )
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, JobidGrammar
+from prometheus_cluster_exporter.webconfig import WebConfig
 
 log = logging.getLogger("prometheus_cluster_exporter")
 
@@ -114,6 +115,65 @@ def build_parser() -> argparse.ArgumentParser:
         default="/metrics",
         metavar="PATH",
         help="path of the metrics (default /metrics)",
+    )
+
+    _flag(
+        w,
+        "web.config.file",
+        dest="web_config_file",
+        metavar="FILE",
+        help="TLS and basic auth, in the exporter-toolkit web configuration format",
+    )
+
+    u = p.add_argument_group("upstream (Prometheus, Thanos, VictoriaMetrics) access")
+    _flag(
+        u,
+        "promserver.user",
+        dest="promserver_user",
+        metavar="USER",
+        help="basic auth user for the query API",
+    )
+    _flag(
+        u,
+        "promserver.password-file",
+        dest="promserver_password_file",
+        metavar="FILE",
+        help="file holding the basic auth password",
+    )
+    _flag(
+        u,
+        "promserver.bearer-token-file",
+        dest="promserver_bearer_token_file",
+        metavar="FILE",
+        help="file holding a bearer token (re-read when it changes)",
+    )
+    _flag(
+        u,
+        "promserver.ca-file",
+        dest="promserver_ca_file",
+        metavar="FILE",
+        help="CA certificates to verify the server with (default: the system's)",
+    )
+    _flag(
+        u,
+        "promserver.cert-file",
+        dest="promserver_cert_file",
+        metavar="FILE",
+        help="client certificate for mutual TLS",
+    )
+    _flag(
+        u,
+        "promserver.key-file",
+        dest="promserver_key_file",
+        metavar="FILE",
+        help="key of the client certificate",
+    )
+    _flag(
+        u,
+        "promserver.insecure-skip-verify",
+        dest="promserver_insecure",
+        action="store_true",
+        help="do not verify the server's certificate (testing only)",
     )
 
     q = p.add_argument_group("queries")
@@ -292,6 +352,14 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> Config:
             ),
             getent_cache_ttl=parse_duration(args.getent_cache_ttl, "--getent.cache-ttl"),
             fs_label=args.fs_label,
+            web_config_file=args.web_config_file,
+            promserver_user=args.promserver_user,
+            promserver_password_file=args.promserver_password_file,
+            promserver_bearer_token_file=args.promserver_bearer_token_file,
+            promserver_ca_file=args.promserver_ca_file,
+            promserver_cert_file=args.promserver_cert_file,
+            promserver_key_file=args.promserver_key_file,
+            promserver_insecure=args.promserver_insecure,
         )
     except ConfigError as exc:
         parser.error(str(exc))
@@ -345,7 +413,18 @@ def build_collector(config: Config) -> ClusterCollector:
             fs_label=config.fs_label,
         )
         client = PrometheusClient(
-            config.promserver or "", max_response_bytes=config.max_response_bytes
+            config.promserver or "",
+            max_response_bytes=config.max_response_bytes,
+            basic_auth=(
+                (config.promserver_user, config.promserver_password())
+                if config.promserver_user
+                else None
+            ),
+            bearer_token_file=config.promserver_bearer_token_file,
+            ca_file=config.promserver_ca_file,
+            insecure_skip_verify=config.promserver_insecure,
+            cert_file=config.promserver_cert_file,
+            key_file=config.promserver_key_file,
         )
         lustre = PrometheusLustreSource(client, queries)
         jobs = SqueueSource(config.squeue_path, json=config.squeue_json)
@@ -373,14 +452,16 @@ def build_registry(collector: ClusterCollector) -> CollectorRegistry:
     return registry
 
 
-def listen(config: Config, registry: CollectorRegistry) -> ExporterServer:
+def listen(
+    config: Config, registry: CollectorRegistry, web: Optional[WebConfig] = None
+) -> ExporterServer:
     """Bind the configured address; "all interfaces" is dual-stack where IPv6 exists."""
     hosts = [config.listen_host] if config.listen_host else ["::", "0.0.0.0"]  # noqa: S104
     error: Optional[OSError] = None
     for host in hosts:
         try:
             return ExporterServer(
-                (host, config.port), registry, telemetry_path=config.telemetry_path
+                (host, config.port), registry, telemetry_path=config.telemetry_path, web=web
             )
         except OSError as exc:
             error = exc
@@ -396,10 +477,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         return simulate.main(args[1:])
     config = parse_config(args)
     setup_logging(config.log_level)
+    web = None
+    if config.web_config_file:
+        from prometheus_cluster_exporter.webconfig import load_web_config
+
+        try:
+            web = load_web_config(config.web_config_file)
+        except ConfigError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
     collector = build_collector(config)
     registry = build_registry(collector)
     try:
-        server = listen(config, registry)
+        server = listen(config, registry, web)
     except OSError as exc:
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
@@ -417,7 +507,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     shown = f"[{host}]" if ":" in str(host) else host
     source = "demo cluster" if config.demo else f"Prometheus at {_redacted(config.promserver)}"
     log.info("Exporter %s started, querying %s", __version__, source)
-    log.info("Listening on http://%s:%s%s", shown, port, config.telemetry_path)
+    scheme = "https" if web is not None and web.ssl_context is not None else "http"
+    log.info("Listening on %s://%s:%s%s", scheme, shown, port, config.telemetry_path)
+    if web is not None:
+        log.info("Web access: %s", web.describe())
 
     thread = threading.Thread(target=server.serve_forever, name="http-accept", daemon=True)
     thread.start()

@@ -7,12 +7,13 @@ instead of failing later, on a scrape.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
-from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS
+from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, tokenize
 
 DEFAULT_PORT = 9846
 DEFAULT_TIMEOUT = 15.0
@@ -83,6 +84,41 @@ class Config:
     job_grace: Optional[float] = None
     getent_cache_ttl: float = DEFAULT_GETENT_CACHE_TTL
     fs_label: bool = False
+    web_config_file: Optional[str] = None
+    promserver_user: Optional[str] = None
+    promserver_password_file: Optional[str] = None
+    promserver_bearer_token_file: Optional[str] = None
+    promserver_ca_file: Optional[str] = None
+    promserver_cert_file: Optional[str] = None
+    promserver_key_file: Optional[str] = None
+    promserver_insecure: bool = False
+
+    def _check_upstream_auth(self) -> None:
+        if self.promserver_password_file and not self.promserver_user:
+            raise ConfigError("--promserver.password-file needs --promserver.user")
+        if self.promserver_bearer_token_file and (
+            self.promserver_user or (self.promserver and urlsplit(self.promserver).username)
+        ):
+            raise ConfigError("--promserver.bearer-token-file and basic auth exclude each other")
+        if bool(self.promserver_cert_file) != bool(self.promserver_key_file):
+            raise ConfigError("--promserver.cert-file and --promserver.key-file go together")
+        for flag, path in (
+            ("--promserver.password-file", self.promserver_password_file),
+            ("--promserver.bearer-token-file", self.promserver_bearer_token_file),
+            ("--promserver.ca-file", self.promserver_ca_file),
+            ("--promserver.cert-file", self.promserver_cert_file),
+            ("--promserver.key-file", self.promserver_key_file),
+            ("--web.config.file", self.web_config_file),
+        ):
+            if path is not None and not os.access(path, os.R_OK):
+                raise ConfigError(f"{flag}: cannot read {path}")
+
+    def promserver_password(self) -> str:
+        """The upstream basic-auth password (read from its file; never logged)."""
+        if not self.promserver_password_file:
+            return ""
+        with open(self.promserver_password_file) as handle:
+            return handle.read().rstrip("\r\n")
 
     @property
     def window_seconds(self) -> float:
@@ -151,6 +187,19 @@ class Config:
         for flag, value in (
             ("--slurm.squeue-path", self.squeue_path),
             ("--getent.path", self.getent_path),
+            ("--slurm.sacct-path", self.sacct_path),
         ):
             if not value:
                 raise ConfigError(f"{flag}: must not be empty")
+        if not self.jobid_formats:
+            raise ConfigError("--lustre.jobid-format: at least one format is needed")
+        for fmt in self.jobid_formats:
+            try:
+                tokenize(fmt)
+            except ValueError as exc:
+                raise ConfigError(f"--lustre.jobid-format: {exc}") from None
+        if self.job_grace is not None and self.job_grace < 0:
+            raise ConfigError("--slurm.job-grace-period: must not be negative")
+        if self.getent_cache_ttl < 0:
+            raise ConfigError("--getent.cache-ttl: must not be negative")
+        self._check_upstream_auth()

@@ -19,6 +19,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from prometheus_cluster_exporter import __version__
+from prometheus_cluster_exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,10 @@ class PooledHTTPServer(HTTPServer):
         handler: Type[BaseHTTPRequestHandler],
         *,
         workers: int = HTTP_WORKERS,
+        web: Optional[WebConfig] = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.web = web or WebConfig()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
         super().__init__(address, handler)
 
@@ -53,6 +56,10 @@ class PooledHTTPServer(HTTPServer):
 
     def _process(self, request: Any, client_address: Any) -> None:
         try:
+            if self.web.ssl_context is not None:
+                # The handshake runs here, on a worker with a timeout, not in the accept loop.
+                request.settimeout(CONNECTION_TIMEOUT)
+                request = self.web.ssl_context.wrap_socket(request, server_side=True)
             self.finish_request(request, client_address)
         except Exception:
             self.handle_error(request, client_address)
@@ -78,11 +85,12 @@ class ExporterServer(PooledHTTPServer):
         telemetry_path: str = "/metrics",
         landing_page: Optional[Callable[[], str]] = None,
         workers: int = HTTP_WORKERS,
+        web: Optional[WebConfig] = None,
     ) -> None:
         self.registry = registry
         self.telemetry_path = telemetry_path
         self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
-        super().__init__(address, _Handler, workers=workers)
+        super().__init__(address, _Handler, workers=workers, web=web)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -93,6 +101,17 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
 
     def do_GET(self) -> None:
+        auth = self.server.web.basic_auth
+        if auth is not None and not auth.check(self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="cluster-exporter"')
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", "13")
+            self._extra_headers()
+            self.end_headers()
+            if not getattr(self, "_head_only", False):
+                self.wfile.write(b"Unauthorized\n")
+            return
         path = self.path.split("?", 1)[0]
         if path == self.server.telemetry_path:
             self._metrics()
@@ -119,9 +138,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
+        self._extra_headers()
         self.end_headers()
         if not getattr(self, "_head_only", False):
             self.wfile.write(body)
+
+    def _extra_headers(self) -> None:
+        for name, value in self.server.web.headers.items():
+            self.send_header(name, value)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.log(5, "%s %s", self.address_string(), format % args)

@@ -11,12 +11,14 @@ window and the metric/label names configurable::
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
@@ -191,10 +193,16 @@ class PrometheusClient:
         server: str,
         *,
         max_response_bytes: int = 0,
+        basic_auth: Optional[Tuple[str, str]] = None,
+        bearer_token_file: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        insecure_skip_verify: bool = False,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
         pool: Optional[urllib3.PoolManager] = None,
     ) -> None:
-        self.url = server.rstrip("/") + "/api/v1/query"
-        self.display_url = redact_url(self.url)
+        self.url = redact_url(server.rstrip("/") + "/api/v1/query")
+        self.display_url = self.url
         self.max_response_bytes = max_response_bytes
         headers = {
             "Accept": "application/json",
@@ -202,15 +210,25 @@ class PrometheusClient:
             "User-Agent": f"prometheus-cluster-exporter/{__version__}",
         }
         parts = urlsplit(server)
-        if parts.username is not None:
-            headers.update(
-                urllib3.make_headers(
-                    basic_auth=f"{parts.username}:{parts.password or ''}",
-                )
-            )
-            self.url = redact_url(self.url)
+        if basic_auth is None and parts.username is not None:
+            basic_auth = (parts.username, parts.password or "")
+        if basic_auth is not None:
+            token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         self.headers = headers
-        self.pool = pool or urllib3.PoolManager(maxsize=8, retries=False)
+        self.bearer = _TokenFile(bearer_token_file) if bearer_token_file else None
+        if pool is None:
+            tls: Dict[str, Any] = {}
+            if insecure_skip_verify:
+                tls["cert_reqs"] = "CERT_NONE"
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            if ca_file:
+                tls["ca_certs"] = ca_file
+            if cert_file:
+                tls["cert_file"] = cert_file
+                tls["key_file"] = key_file
+            pool = urllib3.PoolManager(maxsize=8, retries=False, **tls)
+        self.pool = pool
 
     def query(self, promql: str, deadline: float, what: str) -> Any:
         remaining = deadline - time.monotonic()
@@ -218,12 +236,15 @@ class PrometheusClient:
             raise SourceError(f"{what}: no time left before the scrape deadline")
         # Let the server give up too; integer milliseconds parse in Prometheus and VictoriaMetrics.
         fields = {"query": promql, "timeout": f"{max(1, int(remaining * 1000))}ms"}
+        headers = self.headers
+        if self.bearer is not None:
+            headers = {**headers, "Authorization": f"Bearer {self.bearer.read(what)}"}
         try:
             response = self.pool.request(
                 "GET",
                 self.url,
                 fields=fields,
-                headers=self.headers,
+                headers=headers,
                 timeout=urllib3.Timeout(connect=remaining, read=remaining),
                 preload_content=False,
                 redirect=False,
@@ -266,10 +287,35 @@ class PrometheusClient:
         return b"".join(chunks)
 
 
+class _TokenFile:
+    """A bearer token read from a file, re-read when the file changes (token rotation)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp: Optional[Tuple[int, int]] = None
+        self._token = ""
+
+    def read(self, what: str) -> str:
+        try:
+            info = os.stat(self.path)
+            stamp = (info.st_mtime_ns, info.st_size)
+            if stamp != self._stamp:
+                with open(self.path) as handle:
+                    self._token = handle.read().strip()
+                self._stamp = stamp
+        except OSError as exc:
+            raise SourceError(
+                f"{what}: cannot read the bearer token file: {exc.strerror}"
+            ) from None
+        return self._token
+
+
 def _describe(exc: Exception) -> str:
     # NewConnectionError subclasses ConnectTimeoutError: test it first.
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
         return f"connection refused or unreachable ({exc.__cause__ or exc})"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return f"TLS error ({exc.args[0] if exc.args else exc})"
     if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
         return "read timed out"
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):

@@ -1,0 +1,288 @@
+"""Access control: TLS, mutual TLS and basic auth (exporter-toolkit web config), proven
+with curl; invalid web configs refused at start-up; upstream credentials and TLS."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, List
+
+import bcrypt
+import pytest
+
+from tests.helpers import Exporter, FakePrometheus
+from tests.tlsutil import Pki, make_pki
+
+Start = Callable[..., Exporter]
+PASSWORD = "s3cret-Pa55"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=8)).decode()
+
+
+def web_config(path: Path, body: dict) -> str:
+    import yaml
+
+    path.write_text(yaml.safe_dump(body))
+    return str(path)
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed for the HTTPS client tests")
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def status_of(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout.rsplit("\n", 1)[-1]
+
+
+def test_tls_and_basic_auth_with_curl(
+    start_exporter: Start, tmp_path: Path, pki: Pki, password_hash: str
+) -> None:
+    config = web_config(
+        tmp_path / "web.yml",
+        {
+            "tls_server_config": {
+                "cert_file": str(pki.server_cert),
+                "key_file": str(pki.server_key),
+            },
+            "basic_auth_users": {"prometheus": password_hash},
+            "http_server_config": {"headers": {"X-Content-Type-Options": "nosniff"}},
+        },
+    )
+    exporter = start_exporter("--demo", f"--web.config.file={config}", promserver=False)
+    assert exporter.url.startswith("https://")
+    url = exporter.url + "/metrics"
+
+    ok = curl("--cacert", str(pki.ca), "-u", f"prometheus:{PASSWORD}", "-D", "-", url)
+    assert status_of(ok) == "200", ok.stderr
+    assert "cluster_exporter_scrape_ok 1.0" in ok.stdout
+    assert "x-content-type-options: nosniff" in ok.stdout.lower()
+
+    assert status_of(curl("--cacert", str(pki.ca), url)) == "401"
+    assert status_of(curl("--cacert", str(pki.ca), "-u", "prometheus:wrong", url)) == "401"
+    assert status_of(curl("--cacert", str(pki.ca), "-u", f"nobody:{PASSWORD}", url)) == "401"
+    # The certificate is checked by the client: another CA does not trust it.
+    untrusted = curl("--cacert", str(pki.other_ca), "-u", f"prometheus:{PASSWORD}", url)
+    assert untrusted.returncode != 0
+    # Plain HTTP to the TLS port gets no metrics.
+    plain = curl("-u", f"prometheus:{PASSWORD}", url.replace("https://", "http://"))
+    assert "cluster_exporter_scrape_ok" not in plain.stdout
+    # The password never reaches the log.
+    assert PASSWORD not in exporter.log()
+    assert "Web access: TLS, basic auth (1 users)" in exporter.log()
+
+
+def test_mutual_tls(start_exporter: Start, tmp_path: Path, pki: Pki) -> None:
+    config = web_config(
+        tmp_path / "web.yml",
+        {
+            "tls_server_config": {
+                "cert_file": str(pki.server_cert),
+                "key_file": str(pki.server_key),
+                "client_auth_type": "RequireAndVerifyClientCert",
+                "client_ca_file": str(pki.ca),
+            }
+        },
+    )
+    exporter = start_exporter("--demo", f"--web.config.file={config}", promserver=False)
+    url = exporter.url + "/metrics"
+    with_cert = curl("--cacert", str(pki.ca), "--cert", str(pki.client_cert),
+                     "--key", str(pki.client_key), url)  # fmt: skip
+    assert status_of(with_cert) == "200", with_cert.stderr
+    without = curl("--cacert", str(pki.ca), url)
+    assert status_of(without) != "200"
+    assert "cluster_exporter_scrape_ok" not in without.stdout
+
+
+def test_slow_tls_handshake_does_not_block_other_clients(
+    start_exporter: Start, tmp_path: Path, pki: Pki
+) -> None:
+    import socket
+
+    config = web_config(
+        tmp_path / "web.yml",
+        {"tls_server_config": {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}},
+    )
+    exporter = start_exporter("--demo", f"--web.config.file={config}", promserver=False)
+    port = int(exporter.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]  # never handshake
+    try:
+        result = curl("--cacert", str(pki.ca), exporter.url + "/metrics")
+        assert status_of(result) == "200"
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def bad_config_cases(pki: Pki, password_hash: str) -> List[tuple[dict | str, str]]:
+    tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
+    return [
+        ("tls_server_config: [unclosed", "is not valid YAML"),
+        ("- a list", "the file must be a mapping"),
+        ({"tls_server_config": {"cert_file": "/nonexistent.pem", "key_file": str(pki.server_key)}},
+         "no such file: /nonexistent.pem"),
+        ({"tls_server_config": {"cert_file": str(pki.server_cert)}}, "needs both cert_file and key_file"),
+        ({"tls_server_config": {"cert_file": str(pki.ca), "key_file": str(pki.server_key)}},
+         "cannot load cert_file/key_file"),
+        ({"tls_server_config": {**tls, "client_auth_type": "RequireAndVerifyClientCert"}},
+         "needs client_ca_file"),
+        ({"tls_server_config": {**tls, "client_auth_type": "RequireAnyClientCert"}},
+         "client_auth_type: expected one of"),
+        ({"tls_server_config": {**tls, "min_version": "SSL3"}}, "min_version: expected one of"),
+        ({"tls_server_config": {**tls, "cipher_suites": ["TLS_AES_128_GCM_SHA256"]}},
+         "unsupported setting(s): cipher_suites"),
+        ({"basic_auth_users": {"alice": "plaintext"}}, "basic_auth_users.alice: not a bcrypt hash"),
+        ({"rate_limit": {"interval": "1s"}}, "unsupported setting(s): rate_limit"),
+    ]  # fmt: skip
+
+
+def test_invalid_web_configs_are_refused_at_start_up(
+    tmp_path: Path, pki: Pki, password_hash: str
+) -> None:
+    for index, (body, message) in enumerate(bad_config_cases(pki, password_hash)):
+        path = tmp_path / f"web-{index}.yml"
+        if isinstance(body, str):
+            path.write_text(body)
+        else:
+            web_config(path, body)
+        result = subprocess.run(
+            [sys.executable, "-m", "prometheus_cluster_exporter", "--demo",
+             "--web.listen-address=127.0.0.1:0", f"--web.config.file={path}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert result.returncode == 2, (message, result.stderr)
+        assert message in result.stderr, (message, result.stderr)
+        assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_unreadable_web_config_file(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "prometheus_cluster_exporter", "--demo",
+         f"--web.config.file={tmp_path / 'missing.yml'}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--web.config.file: cannot read" in result.stderr
+
+
+# -- upstream credentials ------------------------------------------------------------------
+
+
+def test_upstream_basic_auth_from_files(
+    start_exporter: Start, fake_prometheus: FakePrometheus, tmp_path: Path
+) -> None:
+    (tmp_path / "password").write_text("upstream-Secret\n")
+    exporter = start_exporter("--promserver.user=exporter",
+                              f"--promserver.password-file={tmp_path / 'password'}",
+                              "--log=TRACE")  # fmt: skip
+    assert exporter.scrape().value("cluster_exporter_scrape_ok") == 1
+    import base64
+
+    expected = "Basic " + base64.b64encode(b"exporter:upstream-Secret").decode()
+    assert {h.get("Authorization") for h in fake_prometheus.headers} == {expected}
+    assert "upstream-Secret" not in exporter.log()
+
+
+def test_upstream_credentials_in_the_url_are_not_logged(
+    start_exporter: Start, fake_prometheus: FakePrometheus
+) -> None:
+    url = fake_prometheus.url.replace("http://", "http://user:url-Secret@")
+    fake_prometheus.set("read", b"oops", status=500)
+    exporter = start_exporter(f"--promserver={url}", "--log=TRACE", promserver=False)
+    exporter.scrape()
+    assert fake_prometheus.headers[0]["Authorization"].startswith("Basic ")
+    assert "url-Secret" not in exporter.log()
+    assert "source read query failed" in exporter.log()
+
+
+def test_upstream_bearer_token_is_reread_when_rotated(
+    start_exporter: Start, fake_prometheus: FakePrometheus, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("first-Token\n")
+    exporter = start_exporter(f"--promserver.bearer-token-file={token}", "--log=TRACE")
+    exporter.scrape()
+    token.write_text("second-Token-rotated\n")
+    exporter.scrape()
+    seen = [h.get("Authorization") for h in fake_prometheus.headers]
+    assert seen[:3] == ["Bearer first-Token"] * 3
+    assert seen[3:] == ["Bearer second-Token-rotated"] * 3
+    assert "Token" not in exporter.log()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--promserver.password-file=/etc/hostname"],
+            "--promserver.password-file needs --promserver.user",
+        ),
+        (
+            ["--promserver.user=a", "--promserver.password-file=/nonexistent"],
+            "cannot read /nonexistent",
+        ),
+        (
+            ["--promserver.user=a", "--promserver.bearer-token-file=/etc/hostname"],
+            "exclude each other",
+        ),
+        (["--promserver.cert-file=/etc/hostname"], "go together"),
+    ],
+)
+def test_bad_upstream_auth_flags(argv: List[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "prometheus_cluster_exporter", "--promserver=http://p:9090",
+         "--web.listen-address=127.0.0.1:0", *argv],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+@pytest.fixture
+def tls_prometheus(pki: Pki) -> FakePrometheus:
+    fake = FakePrometheus()
+    fake.load_fixtures()
+    fake.start()
+    assert fake.server is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    fake.server.socket = context.wrap_socket(fake.server.socket, server_side=True)
+    yield fake
+    fake.stop()
+
+
+def test_upstream_tls_with_custom_ca(
+    start_exporter: Start, tls_prometheus: FakePrometheus, pki: Pki
+) -> None:
+    url = tls_prometheus.url.replace("http://", "https://")
+    trusted = start_exporter(
+        f"--promserver={url}", f"--promserver.ca-file={pki.ca}", promserver=False
+    )
+    assert trusted.scrape().value("cluster_exporter_scrape_ok") == 1
+
+    untrusted = start_exporter(f"--promserver={url}", f"--promserver.ca-file={pki.other_ca}",
+                               promserver=False)  # fmt: skip
+    s = untrusted.scrape()
+    assert s.value("cluster_exporter_scrape_ok") == 0
+    assert "TLS error" in untrusted.log()
+
+    insecure = start_exporter(f"--promserver={url}", "--promserver.insecure-skip-verify",
+                              promserver=False)  # fmt: skip
+    assert insecure.scrape().value("cluster_exporter_scrape_ok") == 1
+    assert json.dumps(tls_prometheus.queries)  # queries arrived over TLS
