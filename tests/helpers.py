@@ -249,3 +249,37 @@ def exporter_env(cluster_dir: Path) -> Dict[str, str]:
     env["FAKE_CLUSTER_DIR"] = str(cluster_dir)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def child_pids(pid: int) -> List[int]:
+    """Live (non-zombie) children of a process, over all of its threads."""
+    found: List[int] = []
+    task_dir = Path(f"/proc/{pid}/task")
+    for task in task_dir.iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return [c for c in found if pid_alive(c)]
+
+
+def thread_count(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def socket_count(pid: int) -> int:
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).startswith("socket:"):
+                count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")

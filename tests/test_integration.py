@@ -255,12 +255,34 @@ def test_garbage_from_every_source_never_loses_the_scrape(
     fake_cluster.set("getent-passwd", "out", b"\xff\xfe\n::::\nalice:x:1001:2001::/:/bin/sh\n")
     fake_prometheus.set(
         "metadata",
+        {"status": "success", "data": {"resultType": "vector", "result": [
+            None, 1, "x", {}, {"metric": {"jobid": "4242", "target": "s-MDT0000"}, "value": [1, "2"]},
+        ]}},
+    )  # fmt: skip
+    exporter = start_exporter()
+    s = exporter.scrape()
+    assert s.value(OK) == 1  # bad entries are skipped, the good ones used
+    assert s.value(JOB_READ, account="physics", user="alice") == 1048576
+    assert s.series(JOB_META) == {key(account="physics", user="alice", target="s-MDT0000"): 2}
+    assert "skipped malformed entries this scrape" in exporter.log()
+
+
+def test_output_with_no_usable_entry_is_a_failing_source(
+    start_exporter: Start, fake_cluster: FakeCluster, fake_prometheus: FakePrometheus
+) -> None:
+    fake_cluster.set("squeue", "out", b"slurm_load_jobs error: Socket timed out\nretrying\n")
+    fake_prometheus.set(
+        "metadata",
         {"status": "success", "data": {"resultType": "vector", "result": [None, 1, "x", {}]}},
     )
-    s = start_exporter().scrape()
-    assert s.value(OK) == 1
-    assert s.value(JOB_READ, account="physics", user="alice") == 1048576
-    assert s.series(JOB_META) == {}
+    exporter = start_exporter()
+    s = exporter.scrape()
+    assert s.value(OK) == 0
+    assert not s.has(JOB_READ) and not s.has(JOB_META)
+    assert s.series(PROC_READ)
+    log = exporter.log()
+    assert "source squeue failed: squeue: none of the 2 entries has the expected form" in log
+    assert "source metadata query failed: metadata query: none of the 4 entries" in log
 
 
 def test_landing_page_and_404(start_exporter: Start) -> None:

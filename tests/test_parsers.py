@@ -76,8 +76,22 @@ def test_passwd_first_entry_of_a_uid_wins() -> None:
     "line", [b"x", b":x:1:1::/:/bin/sh", b"a:x:-1:1::/:/bin/sh", b"a:x:1:gid::/:/bin/sh", b"a:x:1"]
 )
 def test_passwd_garbage_lines_are_skipped(line: bytes) -> None:
-    parsed = parse_passwd(line + b"\n")
-    assert parsed.items == {} and parsed.skipped == 1
+    parsed = parse_passwd(b"root:x:0:0::/:/bin/sh\n" + line + b"\n")
+    assert parsed.items == {0: PasswdEntry("root", 0)} and parsed.skipped == 1
+
+
+def test_output_without_any_usable_line_is_a_source_error() -> None:
+    with pytest.raises(SourceError, match="getent passwd: none of the 2 entries"):
+        parse_passwd(b"x\ny\n")
+    with pytest.raises(SourceError, match="squeue: none of the 1 entries"):
+        parse_squeue(b"squeue: error: Invalid user\n")
+    with pytest.raises(SourceError, match="read query: none of the 2 entries"):
+        parse_jobid_vector(
+            {"status": "success", "data": {"resultType": "vector",
+                                           "result": [{"metric": {}}, {"metric": {}}]}},
+            "jobid", "read query",
+        )  # fmt: skip
+    assert parse_passwd(b"").items == {}  # empty output is not an error
 
 
 def test_group_fixture() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Generic, NamedTuple, TypeVar
 
+from prometheus_cluster_exporter.errors import SourceError
+
 T = TypeVar("T")
 
 
@@ -60,3 +62,15 @@ class Parsed(Generic[T]):
 
     items: T
     skipped: int = 0
+
+
+def checked(items: T, skipped: int, what: str) -> Parsed[T]:
+    """A parse result, or SourceError when every entry was malformed.
+
+    Some bad lines are skipped; output in which no line at all has the expected form
+    means the source itself is broken (another version, another format, a wrapper
+    printing an error), and that is reported as the source failing.
+    """
+    if skipped and not items:
+        raise SourceError(f"{what}: none of the {skipped} entries has the expected form")
+    return Parsed(items, skipped)

@@ -20,7 +20,13 @@ import logging
 from typing import Callable, Dict, Sequence, TypeVar
 
 from prometheus_cluster_exporter.cache import Memo, TTLCache
-from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, UserTable
+from prometheus_cluster_exporter.records import (
+    GroupTable,
+    Parsed,
+    PasswdEntry,
+    UserTable,
+    checked,
+)
 from prometheus_cluster_exporter.sources import IdentitySource
 from prometheus_cluster_exporter.sources.command import run_command
 
@@ -56,7 +62,7 @@ def parse_passwd(output: bytes) -> Parsed[UserTable]:
             continue
         if uid not in users:
             users[uid] = PasswdEntry(fields[0], gid)
-    return Parsed(users, skipped)
+    return checked(users, skipped, "getent passwd")
 
 
 def parse_group(output: bytes) -> Parsed[GroupTable]:
@@ -76,7 +82,7 @@ def parse_group(output: bytes) -> Parsed[GroupTable]:
             log.debug("getent group: skipping unexpected line %r", raw[:200])
             continue
         groups.setdefault(gid, fields[0])
-    return Parsed(groups, skipped)
+    return checked(groups, skipped, "getent group")
 
 
 class GetentSource:

@@ -26,7 +26,7 @@ import urllib3
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, loads
-from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate
+from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate, checked
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def parse_jobid_vector(
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             skipped += 1
             log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
-    return Parsed(rates, skipped)
+    return checked(rates, skipped, what)
 
 
 def parse_target_vector(
@@ -177,7 +177,7 @@ def parse_target_vector(
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             skipped += 1
             log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
-    return Parsed(rates, skipped)
+    return checked(rates, skipped, what)
 
 
 class PrometheusClient:

@@ -20,7 +20,7 @@ from typing import Any, List, Optional, Sequence
 from prometheus_cluster_exporter.cache import TTLCache
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, loads
-from prometheus_cluster_exporter.records import Parsed, SlurmJob
+from prometheus_cluster_exporter.records import Parsed, SlurmJob, checked
 from prometheus_cluster_exporter.sources import JobLookup
 from prometheus_cluster_exporter.sources.command import run_command
 
@@ -48,7 +48,7 @@ def parse_squeue(output: bytes) -> Parsed[List[SlurmJob]]:
             log.debug("squeue: skipping unexpected line %r", raw[:200])
             continue
         jobs.append(SlurmJob(jobid, fields[1], fields[2]))
-    return Parsed(jobs, skipped)
+    return checked(jobs, skipped, "squeue")
 
 
 def _number(value: Any) -> Optional[int]:
@@ -93,7 +93,7 @@ def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
         if leader and leader != jobid:
             aliases.append(SlurmJob(str(leader), account, user))
     # Real listings come first, so they win over aliases when jobs are indexed.
-    return Parsed(jobs + aliases, skipped)
+    return checked(jobs + aliases, skipped, "squeue --json")
 
 
 def parse_sacct(output: bytes) -> Parsed[List[SlurmJob]]:
@@ -110,7 +110,7 @@ def parse_sacct(output: bytes) -> Parsed[List[SlurmJob]]:
             log.debug("sacct: skipping unexpected line %r", raw[:200])
             continue
         jobs.append(SlurmJob(jobid, fields[1] or NO_ACCOUNT, fields[2]))
-    return Parsed(jobs, skipped)
+    return checked(jobs, skipped, "sacct")
 
 
 class SqueueSource:
