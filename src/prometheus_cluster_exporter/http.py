@@ -31,6 +31,9 @@ class PooledHTTPServer(HTTPServer):
     """HTTPServer whose requests run on a fixed-size thread pool (IPv4 or IPv6)."""
 
     allow_reuse_address = True
+    # Room for a burst of connections (many Prometheus servers, a dashboard reload)
+    # while the fixed pool of workers catches up.
+    request_queue_size = 256
 
     def __init__(
         self,
