@@ -50,7 +50,7 @@ class Lustre:
 
     def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]:
         self._check("metadata")
-        return Parsed([TargetRate("1", "fs-MDT0000", 3.0)])
+        return Parsed([TargetRate("1", 3.0, "fs-MDT0000")])
 
 
 class Jobs:

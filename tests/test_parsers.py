@@ -127,7 +127,7 @@ def test_jobid_vector_fixture_skips_missing_labels_and_non_finite_values() -> No
 
 def test_target_vector_keeps_only_mdt_targets() -> None:
     parsed = parse_target_vector(load("metadata"), "jobid", "target", MDT, "metadata query")
-    assert TargetRate("4242", "scratch-MDT0000", 120.0) in parsed.items
+    assert TargetRate("4242", 120.0, "scratch-MDT0000") in parsed.items
     assert all("MDT" in r.target for r in parsed.items)
     assert len(parsed.items) == 5
     assert parsed.skipped == 2  # the OST target and the sample without a target label
@@ -186,7 +186,7 @@ def test_configurable_label_names() -> None:
         },
     }
     parsed = parse_target_vector(payload, "job", "tgt", MDT, "metadata query")
-    assert parsed.items == [TargetRate("7", "fs-MDT0003", 3.0)]
+    assert parsed.items == [TargetRate("7", 3.0, "fs-MDT0003")]
 
 
 def test_default_queries_match_the_original() -> None:
@@ -288,3 +288,37 @@ def test_fs_label_query_and_fsname() -> None:
     assert fsname("scratch-MDT0000") == "scratch"
     assert fsname("my-fs-OST001f") == "my-fs"
     assert fsname("odd") == "odd"
+
+
+class _CannedClient:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def query(self, promql: str, deadline: float, what: str) -> bytes:
+        return self.body
+
+
+def _source(body: bytes, **build: object) -> object:
+    from prometheus_cluster_exporter.sources.prometheus import PrometheusLustreSource
+
+    return PrometheusLustreSource(_CannedClient(body), LustreQueries.build(**build))  # type: ignore[arg-type]
+
+
+def test_typed_fast_path_equals_the_tolerant_parser() -> None:
+    good = [s for s in load("read")["data"]["result"] if "jobid" in s["metric"]]  # type: ignore[index]
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": good}})
+    fast = _source(body.encode()).read_rates(0)  # type: ignore[attr-defined]
+    slow = parse_jobid_vector(json.loads(body), "jobid", "read query")
+    assert fast == slow and fast.skipped == 2  # NaN and +Inf skipped on both paths
+    meta = load("metadata")
+    ok = [s for s in meta["data"]["result"] if "target" in s["metric"]]  # type: ignore[index]
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": ok}})
+    fast_md = _source(body.encode()).metadata_rates(0)  # type: ignore[attr-defined]
+    slow_md = parse_target_vector(json.loads(body), "jobid", "target", MDT, "metadata query")
+    assert fast_md == slow_md and fast_md.skipped == 1  # the OST target
+
+
+def test_malformed_answer_falls_back_to_the_tolerant_parser() -> None:
+    body = (FIXTURES / "prometheus-read.json").read_bytes()  # one sample lacks the label
+    parsed = _source(body).read_rates(0)  # type: ignore[attr-defined]
+    assert parsed == parse_jobid_vector(load("read"), "jobid", "read query")

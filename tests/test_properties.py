@@ -105,7 +105,7 @@ class _Lustre:
         return Parsed([])
 
     def metadata_rates(self, deadline: float) -> Parsed[list[TargetRate]]:
-        return Parsed([TargetRate(j, "fs-MDT0000", v) for j, v in self.rows])
+        return Parsed([TargetRate(j, v, "fs-MDT0000") for j, v in self.rows])
 
 
 class _Jobs:

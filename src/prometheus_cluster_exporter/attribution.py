@@ -12,7 +12,7 @@ for every query answer (up to float rounding).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter.jobid import JobidGrammar, JobRef, ProcRef, Ref
 from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob
@@ -43,6 +43,9 @@ REASONS = (
 INPUT_PROBLEMS = frozenset({UNKNOWN_UID, UNKNOWN_GID, UNPARSABLE_JOBID})
 
 __all__ = [
+    "JOB",
+    "LOST",
+    "PROC",
     "REASONS",
     "Attribution",
     "JobRef",
@@ -50,16 +53,15 @@ __all__ = [
     "attribute",
     "classify",
     "index_jobs",
+    "lost_ids",
+    "owners",
 ]
 
 
 def classify(jobids: Iterable[str], grammar: JobidGrammar) -> Dict[str, Ref]:
     """Parse every distinct jobid once."""
-    refs: Dict[str, Ref] = {}
-    for jobid in jobids:
-        if jobid not in refs:
-            refs[jobid] = grammar.parse(jobid)
-    return refs
+    parse = grammar.parse
+    return {jobid: parse(jobid) for jobid in set(jobids)}
 
 
 def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
@@ -73,6 +75,56 @@ def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
 Extra = Tuple[str, ...]
 Key = Tuple[str, ...]
 
+#: Kinds of owner.
+JOB, PROC, LOST = 0, 1, 2
+#: (kind, label values): (JOB, (account, user)), (PROC, (proc_name, group, user)) or
+#: (LOST, (reason,)).
+Owner = Tuple[int, Key]
+
+
+def owners(
+    refs: Mapping[str, Ref],
+    jobs: Optional[Mapping[str, SlurmJob]],
+    users: Optional[Mapping[int, PasswdEntry]],
+    groups: Optional[Mapping[int, str]],
+) -> Dict[str, Owner]:
+    """Who each distinct jobid belongs to, decided once per scrape for all queries.
+
+    ``jobs`` is None when squeue failed and ``users``/``groups`` None when getent failed;
+    the ids that need them are then unavailable.
+    """
+    result: Dict[str, Owner] = {}
+    for jobid, ref in refs.items():
+        if ref is None:
+            result[jobid] = (LOST, (UNPARSABLE_JOBID,))
+        elif isinstance(ref, JobRef):
+            if jobs is None:
+                result[jobid] = (LOST, (JOBS_UNAVAILABLE,))
+                continue
+            job = jobs.get(ref.jobid)
+            if job is None:
+                result[jobid] = (LOST, (UNKNOWN_JOB,))
+            else:
+                result[jobid] = (JOB, (job.account, job.user))
+        elif users is None or groups is None:
+            result[jobid] = (LOST, (IDENTITIES_UNAVAILABLE,))
+        else:
+            user = users.get(ref.uid)
+            if user is None:
+                result[jobid] = (LOST, (UNKNOWN_UID,))
+                continue
+            group = groups.get(user.gid)
+            if group is None:
+                result[jobid] = (LOST, (UNKNOWN_GID,))
+            else:
+                result[jobid] = (PROC, (ref.proc_name, group, user.name))
+    return result
+
+
+def lost_ids(owner_of: Mapping[str, Owner]) -> List[Tuple[str, str]]:
+    """(reason, jobid) of every id nobody could be named for."""
+    return [(key[0], jobid) for jobid, (kind, key) in owner_of.items() if kind == LOST]
+
 
 @dataclass
 class Attribution:
@@ -80,70 +132,38 @@ class Attribution:
 
     ``jobs`` maps ``(account, user, *extra)``, ``procs`` maps
     ``(proc_name, group_name, user_name, *extra)`` and ``unattributed`` maps
-    ``(reason, *extra)`` to summed values; ``skipped`` lists ``(reason, jobid)`` for every
-    unattributed row (for logging by the caller).
+    ``(reason, *extra)`` to summed values.
     """
 
     jobs: Dict[Key, float] = field(default_factory=dict)
     procs: Dict[Key, float] = field(default_factory=dict)
     unattributed: Dict[Key, float] = field(default_factory=dict)
-    skipped: List[Tuple[str, str]] = field(default_factory=list)
 
     def total(self) -> float:
         return sum(self.jobs.values()) + sum(self.procs.values()) + sum(self.unattributed.values())
 
 
 def attribute(
-    rows: Iterable[Tuple[str, Extra, float]],
-    refs: Mapping[str, Ref],
-    jobs: Optional[Mapping[str, SlurmJob]],
-    users: Optional[Mapping[int, PasswdEntry]],
-    groups: Optional[Mapping[int, str]],
+    rows: Iterable[Sequence[Any]],
+    owner_of: Mapping[str, Owner],
+    extra_of: Optional[Callable[[Sequence[Any]], Extra]] = None,
 ) -> Attribution:
-    """Sum ``(jobid, extra_labels, value)`` rows per job owner and per process owner.
-
-    ``refs`` is the classification of every jobid (see :func:`classify`). ``jobs`` is
-    None when squeue failed and ``users``/``groups`` None when getent failed; the rows
-    that need them are then summed as unavailable.
-    """
+    """Sum rows per owner. A row is ``(jobid, value, ...)`` (a JobidRate or TargetRate);
+    ``extra_of(row)`` gives the labels that follow the owner's (e.g. the MDT target).
+    Every row lands in exactly one table, so nothing is lost."""
     result = Attribution()
-    job_rows = result.jobs
-    proc_rows = result.procs
-    lost = result.unattributed
-    skipped = result.skipped
-
-    for jobid, extra, value in rows:
-        ref = refs[jobid]
-        reason: Optional[str] = None
-        if ref is None:
-            reason = UNPARSABLE_JOBID
-        elif isinstance(ref, JobRef):
-            if jobs is None:
-                reason = JOBS_UNAVAILABLE
-            else:
-                job = jobs.get(ref.jobid)
-                if job is None:
-                    reason = UNKNOWN_JOB
-                else:
-                    key = (job.account, job.user, *extra)
-                    job_rows[key] = job_rows.get(key, 0.0) + value
-        elif users is None or groups is None:
-            reason = IDENTITIES_UNAVAILABLE
-        else:
-            user = users.get(ref.uid)
-            if user is None:
-                reason = UNKNOWN_UID
-            else:
-                group = groups.get(user.gid)
-                if group is None:
-                    reason = UNKNOWN_GID
-                else:
-                    key = (ref.proc_name, group, user.name, *extra)
-                    proc_rows[key] = proc_rows.get(key, 0.0) + value
-        if reason is not None:
-            key = (reason, *extra)
-            lost[key] = lost.get(key, 0.0) + value
-            skipped.append((reason, jobid))
+    tables = (result.jobs, result.procs, result.unattributed)
+    if extra_of is None:
+        for row in rows:
+            kind, key = owner_of[row[0]]
+            table = tables[kind]
+            table[key] = table.get(key, 0.0) + row[1]
+    else:
+        for row in rows:
+            kind, key = owner_of[row[0]]
+            key = key + extra_of(row)
+            table = tables[kind]
+            table[key] = table.get(key, 0.0) + row[1]
     return result
 
 

@@ -12,13 +12,13 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any, List, NoReturn, Optional, Sequence
+from typing import Any, Callable, List, NoReturn, Optional, Sequence
 
-from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from prometheus_cluster_exporter import __version__
-from prometheus_cluster_exporter.collector import ClusterCollector
+from prometheus_cluster_exporter.collector import ClusterCollector, gc_paused
 from prometheus_cluster_exporter.config import (
     DEFAULT_GETENT_CACHE_TTL,
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -32,6 +32,7 @@ from prometheus_cluster_exporter.config import (
     parse_duration,
     parse_listen_address,
 )
+from prometheus_cluster_exporter.exposition import render
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, JobidGrammar
 from prometheus_cluster_exporter.webconfig import WebConfig
@@ -443,17 +444,26 @@ def build_collector(config: Config) -> ClusterCollector:
     )
 
 
-def build_registry(collector: ClusterCollector) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    return registry
+def metrics_page(collector: ClusterCollector) -> Callable[[], bytes]:
+    """The body of /metrics: the cluster metrics (fast renderer) and the exporter's own
+    process_*/python_* metrics (prometheus-client)."""
+    own = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=own)
+    PlatformCollector(registry=own)
+    GCCollector(registry=own)
+
+    def page() -> bytes:
+        # The pause spans collect and render and ends once the families are freed, so the
+        # collection that follows does not walk the whole scrape's data.
+        with gc_paused():
+            body = render(collector.scrape())
+        return body + generate_latest(own)
+
+    return page
 
 
 def listen(
-    config: Config, registry: CollectorRegistry, web: Optional[WebConfig] = None
+    config: Config, page: Callable[[], bytes], web: Optional[WebConfig] = None
 ) -> ExporterServer:
     """Bind the configured address; "all interfaces" is dual-stack where IPv6 exists."""
     hosts = [config.listen_host] if config.listen_host else ["::", "0.0.0.0"]  # noqa: S104
@@ -461,7 +471,7 @@ def listen(
     for host in hosts:
         try:
             return ExporterServer(
-                (host, config.port), registry, telemetry_path=config.telemetry_path, web=web
+                (host, config.port), page, telemetry_path=config.telemetry_path, web=web
             )
         except OSError as exc:
             error = exc
@@ -487,9 +497,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 2
     collector = build_collector(config)
-    registry = build_registry(collector)
+    page = metrics_page(collector)
     try:
-        server = listen(config, registry, web)
+        server = listen(config, page, web)
     except OSError as exc:
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)

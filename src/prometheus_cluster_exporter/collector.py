@@ -29,22 +29,25 @@ at once with ``cluster_exporter_scrape_ok 0`` and the warning
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections import ChainMap
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import (
     Any,
     Callable,
     Dict,
-    Iterable,
     Iterator,
     List,
     Mapping,
     Optional,
+    Sequence,
     Tuple,
     TypeVar,
     cast,
@@ -55,6 +58,7 @@ from prometheus_client.registry import Collector
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.exposition import RowFamily
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef, Ref
 from prometheus_cluster_exporter.metrics import (
     JOB_METADATA,
@@ -68,7 +72,6 @@ from prometheus_cluster_exporter.metrics import (
     UNATTRIBUTED_METADATA,
     UNATTRIBUTED_READ,
     UNATTRIBUTED_WRITE,
-    MetricSpec,
 )
 from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, SlurmJob, UserTable
 from prometheus_cluster_exporter.sources import IdentitySource, JobLookup, JobSource, LustreSource
@@ -159,6 +162,39 @@ class ProblemLog:
         return logged
 
 
+class _GcPause:
+    """Pause the cyclic garbage collector while a scrape builds its data.
+
+    A scrape allocates hundreds of thousands of short-lived, acyclic objects (freed by
+    reference counting); the collector's repeated passes over them cost as much as the
+    work itself. Nested and concurrent pauses are counted; collection resumes when the
+    last one ends. If something else had already disabled it, it is left alone.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            owned = self._depth > 0 or gc.isenabled()
+            if owned:
+                self._depth += 1
+                gc.disable()
+        try:
+            yield
+        finally:
+            if owned:
+                with self._lock:
+                    self._depth -= 1
+                    if self._depth == 0:
+                        gc.enable()
+
+
+gc_paused = _GcPause()
+
+
 class ClusterCollector(Collector):
     def __init__(
         self,
@@ -191,16 +227,24 @@ class ClusterCollector(Collector):
         # Registering must never run squeue or query Prometheus.
         return []
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def scrape(self) -> List[RowFamily]:
+        """One collect, as row families (see ``exposition.render``).
+
+        If a collect is already running, only ``cluster_exporter_scrape_ok 0``.
+        """
         if not self._guard.acquire(blocking=False):
             log.warning(SKIP_WARNING)
-            yield _family(SCRAPE_OK, [((), 0.0)])
-            return
+            return [RowFamily(SCRAPE_OK, [((), 0.0)])]
         try:
-            families = self._collect()
+            with gc_paused():
+                return self._collect()
         finally:
             self._guard.release()
-        yield from families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The prometheus-client Collector protocol (registries, ``generate_latest``)."""
+        for family in self.scrape():
+            yield family.to_prometheus_client()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -225,7 +269,7 @@ class ClusterCollector(Collector):
             outcomes[name] = SourceOutcome(name, seconds, value, error)
         return outcomes
 
-    def _collect(self) -> List[GaugeMetricFamily]:
+    def _collect(self) -> List[RowFamily]:
         log.debug("Collect started")
         started = time.time()
         t0 = time.perf_counter()
@@ -243,7 +287,10 @@ class ClusterCollector(Collector):
             deadline,
         )
         answers = {name: out[name].value.items for name in (READ, WRITE, METADATA) if out[name].ok}
-        refs = attr.classify((row.jobid for rows in answers.values() for row in rows), self.grammar)
+        refs = attr.classify(
+            {jobid for rows in answers.values() for jobid in map(itemgetter(0), rows)},
+            self.grammar,
+        )
         jobs: Optional[Mapping[str, SlurmJob]] = None
         if out[SQUEUE].ok:
             jobs = self.recent_jobs.update(out[SQUEUE].value.items)
@@ -272,15 +319,17 @@ class ClusterCollector(Collector):
             )
 
         families, stages = self._build(out, answers, refs, jobs, users, groups)
-        families.append(_family(STAGE_SECONDS, stages))
-        families.append(_family(SCRAPE_OK, [((), 1.0 if scrape_ok else 0.0)]))
+        families.append(RowFamily(STAGE_SECONDS, stages))
+        families.append(RowFamily(SCRAPE_OK, [((), 1.0 if scrape_ok else 0.0)]))
         elapsed = time.perf_counter() - t0
         self.last = ScrapeReport(
             started=started,
             seconds=elapsed,
             ok=scrape_ok,
-            sources=out,
-            series=sum(len(f.samples) for f in families),
+            # Only timings and errors: keeping the records would hold a whole scrape's
+            # data in memory until the next one.
+            sources={n: SourceOutcome(n, o.seconds, None, o.error) for n, o in out.items()},
+            series=sum(len(f.rows) for f in families),
         )
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families
@@ -344,10 +393,10 @@ class ClusterCollector(Collector):
         jobs: Optional[Mapping[str, SlurmJob]],
         users: Optional[Mapping[int, PasswdEntry]],
         groups: Optional[Mapping[int, str]],
-    ) -> Tuple[List[GaugeMetricFamily], List[Tuple[Tuple[str, ...], float]]]:
+    ) -> Tuple[List[RowFamily], List[Tuple[Tuple[str, ...], float]]]:
         """Attribute each answer and build its metric families."""
         fs = ("fs",) if self.fs_label else ()
-        families: List[GaugeMetricFamily] = []
+        families: List[RowFamily] = []
         stages: List[Tuple[Tuple[str, ...], float]] = [
             (("retrieve_running_jobs",), out[SQUEUE].seconds),
             (("retrieve_user_name_info",), out[PASSWD].seconds),
@@ -361,7 +410,7 @@ class ClusterCollector(Collector):
             if name in out:
                 stages.append(((stage,), out[name].seconds))
 
-        problems: Dict[Tuple[str, str], str] = {}
+        owner_of = attr.owners(refs, jobs, users, groups)
         for stage, name, specs in (
             (
                 "build_metadata_metrics",
@@ -373,36 +422,41 @@ class ClusterCollector(Collector):
         ):
             build_start = time.perf_counter()
             if name in answers:
-                result = attr.attribute(
-                    self._rows(name, answers[name]),
-                    refs,
-                    jobs,
-                    users,
-                    groups,
-                )
+                result = attr.attribute(answers[name], owner_of, self._extra_labels(name))
                 job_spec, proc_spec, lost_spec = (spec.with_labels(*fs) for spec in specs)
                 if jobs is not None:
-                    families.append(_family(job_spec, result.jobs.items()))
+                    families.append(RowFamily(job_spec, result.jobs.items()))
                 if users is not None and groups is not None:
-                    families.append(_family(proc_spec, result.procs.items()))
-                families.append(_family(lost_spec, result.unattributed.items()))
-                for reason, jobid in result.skipped:
-                    if reason in attr.INPUT_PROBLEMS:
-                        problems[(reason, jobid)] = _explain(reason, refs[jobid], users)
-                    elif log.isEnabledFor(logging.DEBUG):
-                        log.debug("%s: jobid %r not attributed: %s", name, jobid, reason)
+                    families.append(RowFamily(proc_spec, result.procs.items()))
+                families.append(RowFamily(lost_spec, result.unattributed.items()))
             stages.append(((stage,), out[name].seconds + time.perf_counter() - build_start))
-        self.problems.report(problems, time.monotonic())
+        self._report_lost(owner_of, refs, users)
         return families, stages
 
-    def _rows(self, name: str, items: List[Any]) -> Iterable[Tuple[str, Tuple[str, ...], float]]:
+    def _extra_labels(self, name: str) -> Optional[Callable[[Sequence[Any]], Tuple[str, ...]]]:
+        """Labels after the owner's: the MDT target for metadata, the fs with --metrics.fs-label."""
         if name == METADATA:
             if self.fs_label:
-                return ((r.jobid, (r.target, fsname(r.target)), r.value) for r in items)
-            return ((r.jobid, (r.target,), r.value) for r in items)
+                return lambda row: (row[2], fsname(row[2]))
+            return lambda row: (row[2],)
         if self.fs_label:
-            return ((r.jobid, (r.fs,), r.value) for r in items)
-        return ((r.jobid, (), r.value) for r in items)
+            return lambda row: (row[2],)
+        return None
+
+    def _report_lost(
+        self,
+        owner_of: Mapping[str, attr.Owner],
+        refs: Mapping[str, Ref],
+        users: Optional[Mapping[int, PasswdEntry]],
+    ) -> None:
+        problems: Dict[Tuple[str, str], str] = {}
+        debug = log.isEnabledFor(logging.DEBUG)
+        for reason, jobid in attr.lost_ids(owner_of):
+            if reason in attr.INPUT_PROBLEMS:
+                problems[(reason, jobid)] = _explain(reason, refs[jobid], users)
+            elif debug:
+                log.debug("jobid %r not attributed: %s", jobid, reason)
+        self.problems.report(problems, time.monotonic())
 
 
 def _overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:
@@ -418,10 +472,3 @@ def _explain(reason: str, ref: Ref, users: Optional[Mapping[int, PasswdEntry]]) 
         gid = user.gid if user is not None else "?"
         return f"primary gid {gid} of uid {ref.uid} has no group name"
     return "fits none of the jobid formats (see --lustre.jobid-format)"
-
-
-def _family(spec: MetricSpec, rows: Any) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
-    for labels, value in rows:
-        family.add_metric(labels, value)
-    return family

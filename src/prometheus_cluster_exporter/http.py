@@ -15,10 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable, Optional, Tuple, Type
 
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import CollectorRegistry
-
 from prometheus_cluster_exporter import __version__
+from prometheus_cluster_exporter.exposition import CONTENT_TYPE
 from prometheus_cluster_exporter.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
@@ -78,19 +76,19 @@ class PooledHTTPServer(HTTPServer):
 
 
 class ExporterServer(PooledHTTPServer):
-    """The exporter's server: landing page and the registry's exposition."""
+    """The exporter's server: landing page and the metrics page."""
 
     def __init__(
         self,
         address: Tuple[str, int],
-        registry: CollectorRegistry,
+        metrics: Callable[[], bytes],
         *,
         telemetry_path: str = "/metrics",
         landing_page: Optional[Callable[[], str]] = None,
         workers: int = HTTP_WORKERS,
         web: Optional[WebConfig] = None,
     ) -> None:
-        self.registry = registry
+        self.metrics = metrics
         self.telemetry_path = telemetry_path
         self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
         super().__init__(address, _Handler, workers=workers, web=web)
@@ -128,8 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def _metrics(self) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(self.server.registry)
+        # Always the text format 0.0.4, which every Prometheus version reads.
+        content_type = CONTENT_TYPE
+        body = self.server.metrics()
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
         if gzipped:
             body = gzip.compress(body, compresslevel=1)

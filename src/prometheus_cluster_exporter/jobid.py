@@ -152,7 +152,10 @@ class JobidGrammar:
     def parse(self, jobid: str) -> Ref:
         if len(jobid) >= 2 and jobid[0] == '"' and jobid[-1] == '"':
             jobid = jobid[1:-1]
-        truncated = len(jobid.encode("utf-8", "surrogatepass")) >= JOBID_MAX_BYTES
+        truncated = len(jobid) >= JOBID_MAX_BYTES or (
+            # Characters outside ASCII take more than one byte.
+            not jobid.isascii() and len(jobid.encode("utf-8", "surrogatepass")) >= JOBID_MAX_BYTES
+        )
         if self._fast_default and not truncated:
             return _parse_default(jobid)
         for fmt in self.formats:

@@ -29,8 +29,8 @@ class TargetRate(NamedTuple):
     """One answer row of the metadata query: ``sum by(target, jobid)(rate(...))``."""
 
     jobid: str
-    target: str
     value: float
+    target: str
 
 
 class SlurmJob(NamedTuple):

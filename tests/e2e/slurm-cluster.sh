@@ -12,7 +12,8 @@ set -euo pipefail
 
 STATE=${E2E_SLURM_STATE:-/var/tmp/pce-e2e-slurm}
 CONF=/etc/slurm/slurm.conf
-PACKAGES=(prometheus slurmctld slurmd slurm-client munge victoria-metrics)
+# curl: the HTTPS client of the TLS tests.
+PACKAGES=(prometheus slurmctld slurmd slurm-client munge victoria-metrics curl)
 
 # Test users: name:uid:group:gid. Primary groups are named unlike their users.
 USERS=(
@@ -34,7 +35,7 @@ need_root() {
 install_packages() {
     need_root
     local missing=()
-    for cmd in prometheus promtool victoria-metrics slurmctld slurmd sbatch munged; do
+    for cmd in prometheus promtool victoria-metrics slurmctld slurmd sbatch munged curl; do
         command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     if [ ${#missing[@]} -eq 0 ]; then

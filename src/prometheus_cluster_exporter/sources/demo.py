@@ -109,7 +109,7 @@ class DemoCluster:
             for i, target in enumerate(_MDTS):
                 share = round(total * (0.7 if i == 0 else 0.3))
                 if share >= 1:
-                    out.append(TargetRate(s.jobid, target, float(share)))
+                    out.append(TargetRate(s.jobid, float(share), target))
         return out
 
 

@@ -25,7 +25,12 @@ import urllib3
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.jsonutil import DecodeError, loads
+from prometheus_cluster_exporter.jsonutil import (
+    DecodeError,
+    VectorDecoder,
+    loads,
+    vector_decoder,
+)
 from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate, checked
 
 log = logging.getLogger(__name__)
@@ -173,7 +178,7 @@ def parse_target_vector(
                 raise TypeError("label is not a string")
             if not keep(target):
                 raise ValueError(f"target {target!r} is not a metadata target")
-            rates.append(TargetRate(jobid, target, _sample_value(sample)))
+            rates.append(TargetRate(jobid, _sample_value(sample), target))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             skipped += 1
             log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
@@ -230,7 +235,8 @@ class PrometheusClient:
             pool = urllib3.PoolManager(maxsize=8, retries=False, **tls)
         self.pool = pool
 
-    def query(self, promql: str, deadline: float, what: str) -> Any:
+    def query(self, promql: str, deadline: float, what: str) -> bytes:
+        """The raw body of a successful (HTTP 200) answer."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise SourceError(f"{what}: no time left before the scrape deadline")
@@ -259,12 +265,7 @@ class PrometheusClient:
         if response.status != 200:
             detail = _error_text(body)
             raise SourceError(f"{what}: {self.display_url} answered HTTP {response.status}{detail}")
-        try:
-            return loads(body)
-        except DecodeError as exc:
-            raise SourceError(
-                f"{what}: answer is not valid JSON ({len(body)} bytes): {exc}"
-            ) from None
+        return body
 
     def _read_body(self, response: Any, deadline: float, what: str) -> bytes:
         chunks: List[bytes] = []
@@ -338,17 +339,91 @@ def _error_text(body: bytes) -> str:
     return f": {text}" if text else ""
 
 
+def decode_json(body: bytes, what: str) -> Any:
+    try:
+        return loads(body)
+    except DecodeError as exc:
+        raise SourceError(f"{what}: answer is not valid JSON ({len(body)} bytes): {exc}") from None
+
+
+_new = tuple.__new__
+
+
+def fast_jobid_rates(
+    samples: List[Any], decoder: VectorDecoder, with_fs: bool, what: str
+) -> Parsed[List[JobidRate]]:
+    """JobidRate records from typed samples (labels: jobid, or jobid and fs)."""
+    rates: List[JobidRate] = []
+    skipped = 0
+    labels_of = decoder.labels_of
+    for sample in samples:
+        try:
+            value = float(sample.value[1])
+        except ValueError:
+            value = math.nan
+        if value - value != 0:  # NaN, infinities, garbage
+            skipped += 1
+            log.debug("%s: skipping sample with value %r", what, sample.value[1])
+            continue
+        # tuple.__new__ builds the record without NamedTuple's Python-level __new__.
+        if with_fs:
+            jobid, fs = labels_of(sample.metric)
+            rates.append(_new(JobidRate, (jobid, value, fs)))
+        else:
+            rates.append(_new(JobidRate, (labels_of(sample.metric), value, "")))
+    return checked(rates, skipped, what)
+
+
+def fast_target_rates(
+    samples: List[Any], decoder: VectorDecoder, target_regex: str, what: str
+) -> Parsed[List[TargetRate]]:
+    """TargetRate records from typed samples (labels: jobid and target)."""
+    keep = re.compile(target_regex).fullmatch
+    allowed: Dict[str, bool] = {}
+    rates: List[TargetRate] = []
+    skipped = 0
+    labels_of = decoder.labels_of
+    for sample in samples:
+        jobid, target = labels_of(sample.metric)
+        ok = allowed.get(target)
+        if ok is None:
+            ok = allowed[target] = keep(target) is not None
+        try:
+            value = float(sample.value[1])
+        except ValueError:
+            value = math.nan
+        if not ok or value - value != 0:
+            skipped += 1
+            log.debug("%s: skipping sample %r %r", what, target, sample.value[1])
+            continue
+        rates.append(_new(TargetRate, (jobid, value, target)))
+    return checked(rates, skipped, what)
+
+
 class PrometheusLustreSource:
-    """The LustreSource of a real cluster: three instant queries."""
+    """The LustreSource of a real cluster: three instant queries.
+
+    Well-formed answers take the typed fast path; anything else goes through the
+    tolerant parsers, which skip malformed samples one by one.
+    """
 
     def __init__(self, client: PrometheusClient, queries: LustreQueries) -> None:
         self.client = client
         self.queries = queries
+        q = queries
+        self._jobid_decoder = vector_decoder(
+            (q.jobid_label, FS_LABEL) if q.fs_label else (q.jobid_label,)
+        )
+        self._target_decoder = vector_decoder((q.jobid_label, q.target_label))
 
     def _throughput(self, promql: str, deadline: float, what: str) -> Parsed[List[JobidRate]]:
-        payload = self.client.query(promql, deadline, what)
+        body = self.client.query(promql, deadline, what)
+        decoder = self._jobid_decoder
+        samples = decoder.decode(body) if decoder is not None else None
+        if decoder is not None and samples is not None:
+            return fast_jobid_rates(samples, decoder, self.queries.fs_label, what)
         fs_label = FS_LABEL if self.queries.fs_label else None
-        return parse_jobid_vector(payload, self.queries.jobid_label, what, fs_label)
+        return parse_jobid_vector(decode_json(body, what), self.queries.jobid_label, what, fs_label)
 
     def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
         return self._throughput(self.queries.read, deadline, "read query")
@@ -358,9 +433,14 @@ class PrometheusLustreSource:
 
     def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]:
         q = self.queries
-        payload = self.client.query(q.metadata, deadline, "metadata query")
+        what = "metadata query"
+        body = self.client.query(q.metadata, deadline, what)
+        decoder = self._target_decoder
+        samples = decoder.decode(body) if decoder is not None else None
+        if decoder is not None and samples is not None:
+            return fast_target_rates(samples, decoder, q.mdt_target_regex, what)
         return parse_target_vector(
-            payload, q.jobid_label, q.target_label, q.mdt_target_regex, "metadata query"
+            decode_json(body, what), q.jobid_label, q.target_label, q.mdt_target_regex, what
         )
 
 
