@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import platform
+import shutil
 import signal
 import sys
 import threading
@@ -32,9 +34,11 @@ from prometheus_cluster_exporter.config import (
     parse_duration,
     parse_listen_address,
 )
-from prometheus_cluster_exporter.exposition import render
+from prometheus_cluster_exporter.exposition import RowFamily, render
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, JobidGrammar
+from prometheus_cluster_exporter.metrics import BUILD_INFO
+from prometheus_cluster_exporter.status import render_status_page
 from prometheus_cluster_exporter.webconfig import WebConfig
 
 log = logging.getLogger("prometheus_cluster_exporter")
@@ -301,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     d = p.add_argument_group("other")
+    _flag(d, "once", action="store_true",
+          help="collect once, print the metrics to standard output and exit (status 0 "
+          "only if scrape_ok is 1); for debugging and the node_exporter textfile collector")  # fmt: skip
+    _flag(d, "check-config", dest="check_config", action="store_true",
+          help="check the flags and files (and that the commands exist), then exit")  # fmt: skip
     _flag(
         d,
         "demo",
@@ -342,6 +351,8 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> Config:
             max_response_bytes=args.max_response_bytes,
             telemetry_path=args.telemetry_path,
             demo=args.demo,
+            once=args.once,
+            check_config=args.check_config,
             jobid_formats=tuple(args.jobid_formats or DEFAULT_FORMATS),
             squeue_json=args.squeue_json,
             sacct=args.sacct,
@@ -444,26 +455,55 @@ def build_collector(config: Config) -> ClusterCollector:
     )
 
 
-def metrics_page(collector: ClusterCollector) -> Callable[[], bytes]:
-    """The body of /metrics: the cluster metrics (fast renderer) and the exporter's own
-    process_*/python_* metrics (prometheus-client)."""
+BUILD = RowFamily(BUILD_INFO, [((__version__, platform.python_version()), 1.0)])
+
+
+def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> Callable[[], bytes]:
+    """The body of /metrics: the cluster metrics (fast renderer), the build info and the
+    exporter's own process_*/python_* metrics (prometheus-client)."""
     own = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=own)
-    PlatformCollector(registry=own)
-    GCCollector(registry=own)
+    if process_metrics:
+        ProcessCollector(registry=own)
+        PlatformCollector(registry=own)
+        GCCollector(registry=own)
 
     def page() -> bytes:
         # The pause spans collect and render and ends once the families are freed, so the
         # collection that follows does not walk the whole scrape's data.
         with gc_paused():
-            body = render(collector.scrape())
+            body = render([*collector.scrape(), BUILD])
         return body + generate_latest(own)
 
     return page
 
 
+def check_commands(config: Config) -> List[str]:
+    """Problems with the commands the configuration names (for --check-config)."""
+    if config.demo:
+        return []
+    commands = [("--slurm.squeue-path", config.squeue_path), ("--getent.path", config.getent_path)]
+    if config.sacct:
+        commands.append(("--slurm.sacct-path", config.sacct_path))
+    return [
+        f"{flag}: {path} not found or not executable"
+        for flag, path in commands
+        if shutil.which(path) is None
+    ]
+
+
+def once(collector: ClusterCollector) -> int:
+    """--once: one collect to standard output; 0 only if scrape_ok is 1."""
+    sys.stdout.buffer.write(metrics_page(collector, process_metrics=False)())
+    sys.stdout.flush()
+    collector.close()
+    return 0 if collector.last is not None and collector.last.ok else 1
+
+
 def listen(
-    config: Config, page: Callable[[], bytes], web: Optional[WebConfig] = None
+    config: Config,
+    page: Callable[[], bytes],
+    web: Optional[WebConfig] = None,
+    landing_page: Optional[Callable[[], str]] = None,
 ) -> ExporterServer:
     """Bind the configured address; "all interfaces" is dual-stack where IPv6 exists."""
     hosts = [config.listen_host] if config.listen_host else ["::", "0.0.0.0"]  # noqa: S104
@@ -471,7 +511,11 @@ def listen(
     for host in hosts:
         try:
             return ExporterServer(
-                (host, config.port), page, telemetry_path=config.telemetry_path, web=web
+                (host, config.port),
+                page,
+                telemetry_path=config.telemetry_path,
+                web=web,
+                landing_page=landing_page,
             )
         except OSError as exc:
             error = exc
@@ -496,10 +540,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         except ConfigError as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return 2
+    if config.check_config:
+        problems = check_commands(config)
+        for problem in problems:
+            print(f"{PROG}: error: {problem}", file=sys.stderr)
+        if problems:
+            return 2
+        build_collector(config).close()
+        print(f"{PROG}: configuration OK")
+        return 0
     collector = build_collector(config)
+    if config.once:
+        return once(collector)
     page = metrics_page(collector)
     try:
-        server = listen(config, page, web)
+        server = listen(
+            config, page, web, lambda: render_status_page(config, collector, config.telemetry_path)
+        )
     except OSError as exc:
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)

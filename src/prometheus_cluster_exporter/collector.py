@@ -30,6 +30,7 @@ at once with ``cluster_exporter_scrape_ok 0`` and the warning
 from __future__ import annotations
 
 import gc
+import heapq
 import logging
 import threading
 import time
@@ -122,6 +123,32 @@ class ScrapeReport:
     ok: bool
     sources: Dict[str, SourceOutcome] = field(default_factory=dict)
     series: int = 0
+    #: The biggest consumers: (kind, who, read bytes/s, write bytes/s), largest first.
+    top: List[Tuple[str, str, float, float]] = field(default_factory=list)
+
+
+TOP_CONSUMERS = 10
+
+
+def top_consumers(
+    read: Optional[attr.Attribution], write: Optional[attr.Attribution], count: int = TOP_CONSUMERS
+) -> List[Tuple[str, str, float, float]]:
+    """The ``count`` job owners and process owners with the most read + write throughput."""
+    totals: Dict[Tuple[str, Tuple[str, ...]], List[float]] = {}
+    for column, result in ((0, read), (1, write)):
+        if result is None:
+            continue
+        for kind, table in (("job", result.jobs), ("process", result.procs)):
+            for key, value in table.items():
+                totals.setdefault((kind, key[:3] if kind == "process" else key[:2]), [0.0, 0.0])[
+                    column
+                ] += value
+    biggest = heapq.nlargest(count, totals.items(), key=lambda item: item[1][0] + item[1][1])
+    rows = []
+    for (kind, key), (r, w) in biggest:
+        who = f"{key[0]} / {key[1]}" if kind == "job" else f"{key[0]} ({key[2]}, {key[1]})"
+        rows.append((kind, who, r, w))
+    return rows
 
 
 def _timed(func: Callable[[float], Any], deadline: float) -> Tuple[Any, Optional[str], float]:
@@ -318,7 +345,7 @@ class ClusterCollector(Collector):
                 "skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts
             )
 
-        families, stages = self._build(out, answers, refs, jobs, users, groups)
+        families, stages, results = self._build(out, answers, refs, jobs, users, groups)
         families.append(RowFamily(STAGE_SECONDS, stages))
         families.append(RowFamily(SCRAPE_OK, [((), 1.0 if scrape_ok else 0.0)]))
         elapsed = time.perf_counter() - t0
@@ -330,6 +357,7 @@ class ClusterCollector(Collector):
             # data in memory until the next one.
             sources={n: SourceOutcome(n, o.seconds, None, o.error) for n, o in out.items()},
             series=sum(len(f.rows) for f in families),
+            top=top_consumers(results.get(READ), results.get(WRITE)),
         )
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families
@@ -393,7 +421,7 @@ class ClusterCollector(Collector):
         jobs: Optional[Mapping[str, SlurmJob]],
         users: Optional[Mapping[int, PasswdEntry]],
         groups: Optional[Mapping[int, str]],
-    ) -> Tuple[List[RowFamily], List[Tuple[Tuple[str, ...], float]]]:
+    ) -> Tuple[List[RowFamily], List[Tuple[Tuple[str, ...], float]], Dict[str, attr.Attribution]]:
         """Attribute each answer and build its metric families."""
         fs = ("fs",) if self.fs_label else ()
         families: List[RowFamily] = []
@@ -411,6 +439,7 @@ class ClusterCollector(Collector):
                 stages.append(((stage,), out[name].seconds))
 
         owner_of = attr.owners(refs, jobs, users, groups)
+        results: Dict[str, attr.Attribution] = {}
         for stage, name, specs in (
             (
                 "build_metadata_metrics",
@@ -422,7 +451,9 @@ class ClusterCollector(Collector):
         ):
             build_start = time.perf_counter()
             if name in answers:
-                result = attr.attribute(answers[name], owner_of, self._extra_labels(name))
+                result = results[name] = attr.attribute(
+                    answers[name], owner_of, self._extra_labels(name)
+                )
                 job_spec, proc_spec, lost_spec = (spec.with_labels(*fs) for spec in specs)
                 if jobs is not None:
                     families.append(RowFamily(job_spec, result.jobs.items()))
@@ -431,7 +462,7 @@ class ClusterCollector(Collector):
                 families.append(RowFamily(lost_spec, result.unattributed.items()))
             stages.append(((stage,), out[name].seconds + time.perf_counter() - build_start))
         self._report_lost(owner_of, refs, users)
-        return families, stages
+        return families, stages, results
 
     def _extra_labels(self, name: str) -> Optional[Callable[[Sequence[Any]], Tuple[str, ...]]]:
         """Labels after the owner's: the MDT target for metadata, the fs with --metrics.fs-label."""

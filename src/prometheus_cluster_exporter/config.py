@@ -76,6 +76,8 @@ class Config:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     telemetry_path: str = "/metrics"
     demo: bool = False
+    once: bool = False
+    check_config: bool = False
     jobid_formats: Tuple[str, ...] = DEFAULT_FORMATS
     squeue_json: bool = False
     sacct: bool = False

@@ -57,6 +57,12 @@ STAGE_SECONDS = MetricSpec(
     ("name",),
 )
 
+BUILD_INFO = MetricSpec(
+    "cluster_exporter_build_info",
+    "A metric with a constant '1' value labelled by the exporter's version and the Python "
+    "version it runs on.",
+    ("version", "python_version"),
+)
 UNATTRIBUTED_READ = MetricSpec(
     "cluster_unattributed_read_throughput_bytes",
     "IO read throughput in bytes per second that could not be attributed to a job or a "
@@ -88,4 +94,5 @@ ALL = (
     UNATTRIBUTED_METADATA,
     SCRAPE_OK,
     STAGE_SECONDS,
+    BUILD_INFO,
 )

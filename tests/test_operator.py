@@ -1,0 +1,92 @@
+"""Operator tools: --once, --check-config, the build info metric, the status page."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from prometheus_cluster_exporter import __version__
+from tests.helpers import Exporter, FakeCluster, FakePrometheus, Scrape, exporter_env
+
+Start = Callable[..., Exporter]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "prometheus_cluster_exporter", *args],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+
+
+def test_once_prints_the_metrics_and_exits_0(
+    fake_prometheus: FakePrometheus, fake_cluster: FakeCluster
+) -> None:
+    result = run_cli(f"--promserver={fake_prometheus.url}", "--once",
+                     env=exporter_env(fake_cluster.root))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    s = Scrape(result.stdout)
+    assert s.value("cluster_exporter_scrape_ok") == 1
+    assert s.value("cluster_job_read_throughput_bytes", account="chemistry", user="bob") == 2097152
+    assert s.value("cluster_exporter_build_info", version=__version__,
+                   python_version=platform.python_version()) == 1  # fmt: skip
+    assert "process_cpu_seconds_total" not in result.stdout  # a textfile has no process metrics
+    assert "Listening" not in result.stderr
+
+
+def test_once_exits_1_when_a_source_fails(
+    fake_prometheus: FakePrometheus, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.set("squeue", "rc", "1")
+    result = run_cli(f"--promserver={fake_prometheus.url}", "--once",
+                     env=exporter_env(fake_cluster.root))  # fmt: skip
+    assert result.returncode == 1
+    assert "cluster_exporter_scrape_ok 0.0" in result.stdout
+    assert "source squeue failed" in result.stderr
+
+
+def test_check_config(tmp_path: Path) -> None:
+    ok = run_cli("--promserver=http://prom:9090", "--check-config",
+                 "--slurm.squeue-path=/bin/true", "--getent.path=/bin/true")  # fmt: skip
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout
+    missing = run_cli("--promserver=http://prom:9090", "--check-config",
+                      "--slurm.squeue-path=/nonexistent/squeue", "--getent.path=/bin/true")  # fmt: skip
+    assert missing.returncode == 2
+    assert "--slurm.squeue-path: /nonexistent/squeue not found" in missing.stderr
+    bad_flag = run_cli("--promserver=http://prom:9090", "--check-config", "--timerange=9y")
+    assert bad_flag.returncode == 2 and "--timerange" in bad_flag.stderr
+    bad_web = tmp_path / "web.yml"
+    bad_web.write_text("basic_auth_users: {a: plain}\n")
+    web = run_cli("--demo", "--check-config", f"--web.config.file={bad_web}")
+    assert web.returncode == 2 and "not a bcrypt hash" in web.stderr
+
+
+def test_status_page(start_exporter: Start, fake_cluster: FakeCluster, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("status-Secret-token\n")
+    exporter = start_exporter(f"--promserver.bearer-token-file={token}")
+    status, page = exporter.get("/")
+    assert status == 200 and "No scrape yet." in page
+    exporter.scrape()
+    status, page = exporter.get("/")
+    assert status == 200
+    assert f"Version {__version__}" in page
+    assert '<a href="/metrics">Metrics</a>' in page
+    assert 'scrape_ok <span class="ok">1</span>' in page
+    for source in ("squeue", "getent passwd", "read query", "write query", "metadata query"):
+        assert f"<td>{source}</td>" in page
+    # Top consumers of the last scrape, largest first: chemistry/bob has the most IO.
+    first_row = page.index("<td class=num>1</td>")
+    assert "chemistry / bob" in page[first_row : first_row + 200]
+    assert "Top 10 consumers" in page
+    assert "status-Secret-token" not in page and "from a file" in page
+    # A failing source shows with its error.
+    fake_cluster.set("squeue", "rc", "1")
+    fake_cluster.set("squeue", "err", "slurm_load_jobs error: Unable to contact slurm controller\n")
+    exporter.scrape()
+    _, page = exporter.get("/")
+    assert 'scrape_ok <span class="fail">0</span>' in page
+    assert "Unable to contact slurm controller" in page
+    assert "<script" not in page and "http://" not in page.split("Query API")[0]
