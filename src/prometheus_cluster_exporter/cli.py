@@ -37,7 +37,7 @@ from prometheus_cluster_exporter.config import (
 from prometheus_cluster_exporter.exposition import RowFamily, render
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, JobidGrammar
-from prometheus_cluster_exporter.metrics import BUILD_INFO
+from prometheus_cluster_exporter.metrics import BUILD_INFO, TIMEOUT_SECONDS
 from prometheus_cluster_exporter.status import render_status_page
 from prometheus_cluster_exporter.webconfig import WebConfig
 
@@ -459,8 +459,9 @@ BUILD = RowFamily(BUILD_INFO, [((__version__, platform.python_version()), 1.0)])
 
 
 def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> Callable[[], bytes]:
-    """The body of /metrics: the cluster metrics (fast renderer), the build info and the
-    exporter's own process_*/python_* metrics (prometheus-client)."""
+    """The body of /metrics: the cluster metrics (fast renderer), the build info, the
+    configured timeout and the exporter's own process_*/python_* metrics."""
+    constant = [BUILD, RowFamily(TIMEOUT_SECONDS, [((), collector.timeout)])]
     own = CollectorRegistry(auto_describe=False)
     if process_metrics:
         ProcessCollector(registry=own)
@@ -471,7 +472,7 @@ def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> C
         # The pause spans collect and render and ends once the families are freed, so the
         # collection that follows does not walk the whole scrape's data.
         with gc_paused():
-            body = render([*collector.scrape(), BUILD])
+            body = render([*collector.scrape(), *constant])
         return body + generate_latest(own)
 
     return page

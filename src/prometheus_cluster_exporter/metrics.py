@@ -63,6 +63,11 @@ BUILD_INFO = MetricSpec(
     "version it runs on.",
     ("version", "python_version"),
 )
+TIMEOUT_SECONDS = MetricSpec(
+    "cluster_exporter_timeout_seconds",
+    "The deadline in seconds of every external call of a scrape (--timeout).",
+    (),
+)
 UNATTRIBUTED_READ = MetricSpec(
     "cluster_unattributed_read_throughput_bytes",
     "IO read throughput in bytes per second that could not be attributed to a job or a "
@@ -95,4 +100,5 @@ ALL = (
     SCRAPE_OK,
     STAGE_SECONDS,
     BUILD_INFO,
+    TIMEOUT_SECONDS,
 )

@@ -109,30 +109,42 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
-def scrape_config(targets: List[str]) -> str:
+def scrape_config(
+    targets: List[str],
+    job: str = "lustre",
+    interval: str = "1s",
+    rule_files: List[str] = (),  # type: ignore[assignment]
+) -> str:
     listed = ", ".join(f"'{t}'" for t in targets)
+    rules = "".join(f"  - '{f}'\n" for f in rule_files)
+    # evaluation_interval only with rules: VictoriaMetrics refuses the key.
+    evaluation = f"  evaluation_interval: {interval}\n" if rules else ""
     return (
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-        "scrape_configs:\n"
-        "  - job_name: lustre\n    honor_timestamps: true\n"
+        f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
+        + evaluation
+        + (f"rule_files:\n{rules}" if rules else "")
+        + "scrape_configs:\n"
+        f"  - job_name: {job}\n    honor_timestamps: true\n"
         f"    static_configs:\n      - targets: [{listed}]\n"
     )
 
 
-def start_prometheus(tmp: Path, targets: List[str]) -> tuple[Process, str]:
+def start_prometheus(
+    tmp: Path,
+    targets: List[str],
+    job: str = "lustre",
+    interval: str = "1s",
+    rule_files: List[str] = (),  # type: ignore[assignment]
+) -> tuple[Process, str]:
     if shutil.which("prometheus") is None:
         unavailable("prometheus is not installed (Debian package prometheus)")
     port = free_port()
-    (tmp / "prometheus.yml").write_text(scrape_config(targets))
+    (tmp / "prometheus.yml").write_text(scrape_config(targets, job, interval, rule_files))
     proc = Process(
-        [
-            "prometheus",
-            f"--config.file={tmp / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
+        ["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}"],
         tmp / "prometheus.log",
-    )
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_get(url + "/-/ready"), 30, "Prometheus ready")

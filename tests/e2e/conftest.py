@@ -9,7 +9,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -266,3 +266,38 @@ def backend(
         yield url
     finally:
         proc.stop()
+
+
+GETENT_SSSD = Path(__file__).resolve().parent / "bin" / "getent-sssd"
+StartExporter = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def start_exporter(
+    tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Iterator[StartExporter]:
+    """Start exporters against this backend; all are stopped at the end of the session.
+
+    getent is the real one, seen through tests/e2e/bin/getent-sssd: the directory user
+    dave is missing from the enumeration, as with SSSD's enumerate = false.
+    """
+    started: List[c.Process] = []
+
+    def start(*args: str) -> str:
+        tmp = tmp_path_factory.mktemp("exporter")
+        proc, url = c.start_exporter(
+            tmp, backend, "--timerange=5s", "--timeout=10", f"--getent.path={GETENT_SSSD}", *args
+        )
+        started.append(proc)
+        return url
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+def exporter(start_exporter: StartExporter) -> str:
+    return start_exporter()

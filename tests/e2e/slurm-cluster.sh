@@ -12,8 +12,8 @@ set -euo pipefail
 
 STATE=${E2E_SLURM_STATE:-/var/tmp/pce-e2e-slurm}
 CONF=/etc/slurm/slurm.conf
-# curl: the HTTPS client of the TLS tests.
-PACKAGES=(prometheus slurmctld slurmd slurm-client munge victoria-metrics curl)
+# curl: the HTTPS client of the TLS tests; chromium: the status page test.
+PACKAGES=(prometheus slurmctld slurmd slurm-client munge victoria-metrics curl chromium)
 
 # Test users: name:uid:group:gid. Primary groups are named unlike their users.
 USERS=(
@@ -35,7 +35,7 @@ need_root() {
 install_packages() {
     need_root
     local missing=()
-    for cmd in prometheus promtool victoria-metrics slurmctld slurmd sbatch munged curl; do
+    for cmd in prometheus promtool victoria-metrics slurmctld slurmd sbatch munged curl chromium; do
         command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     if [ ${#missing[@]} -eq 0 ]; then

@@ -12,16 +12,16 @@ import math
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
 from tests.e2e import components as c
+from tests.e2e.conftest import StartExporter
 from tests.helpers import Scrape
 
 pytestmark = pytest.mark.e2e
 
-GETENT_SSSD = Path(__file__).resolve().parent / "bin" / "getent-sssd"
 KINDS = ("job", "proc", "unattributed")
 FAMILIES = tuple(
     f"cluster_{kind}_{what}"
@@ -30,34 +30,6 @@ FAMILIES = tuple(
 )
 Labels = Tuple[Tuple[str, str], ...]
 Expected = Dict[str, Dict[Labels, float]]
-StartExporter = Callable[..., str]
-
-
-@pytest.fixture(scope="session")
-def start_exporter(
-    tmp_path_factory: pytest.TempPathFactory, backend: str
-) -> Iterator[StartExporter]:
-    """Start exporters against this backend; all are stopped at the end of the session."""
-    started: List[c.Process] = []
-
-    def start(*args: str) -> str:
-        tmp = tmp_path_factory.mktemp("exporter")
-        proc, url = c.start_exporter(
-            tmp, backend, "--timerange=5s", "--timeout=10", f"--getent.path={GETENT_SSSD}", *args
-        )
-        started.append(proc)
-        return url
-
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.stop()
-
-
-@pytest.fixture(scope="session")
-def exporter(start_exporter: StartExporter) -> str:
-    return start_exporter()
 
 
 def scrape(url: str) -> Scrape:

@@ -18,7 +18,8 @@ from typing import Iterator
 import pytest
 
 from tests.e2e import components as c
-from tests.e2e.test_ground_truth import GETENT_SSSD, matching_scrape
+from tests.e2e.conftest import GETENT_SSSD
+from tests.e2e.test_ground_truth import matching_scrape
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
