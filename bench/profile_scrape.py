@@ -21,20 +21,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.scale import generate  # noqa: E402
-from prometheus_cluster_exporter.collector import ClusterCollector, gc_paused  # noqa: E402
-from prometheus_cluster_exporter.exposition import render  # noqa: E402
-from prometheus_cluster_exporter.records import Parsed  # noqa: E402
-from prometheus_cluster_exporter.sources.identity import (  # noqa: E402
+from bench.scale import generate
+from prometheus_cluster_exporter.collector import ClusterCollector, gc_paused
+from prometheus_cluster_exporter.exposition import render
+from prometheus_cluster_exporter.records import Parsed
+from prometheus_cluster_exporter.sources.identity import (
     CachedIdentities,
     parse_group,
     parse_passwd,
 )
-from prometheus_cluster_exporter.sources.prometheus import (  # noqa: E402
+from prometheus_cluster_exporter.sources.prometheus import (
     LustreQueries,
     PrometheusLustreSource,
 )
-from prometheus_cluster_exporter.sources.slurm import parse_squeue  # noqa: E402
+from prometheus_cluster_exporter.sources.slurm import parse_squeue
 
 
 class CannedClient:
@@ -42,7 +42,7 @@ class CannedClient:
         self.answers = answers
 
     def query(self, promql: str, deadline: float, what: str) -> bytes:
-        return self.answers[what.split()[0]]
+        return self.answers[what.split(maxsplit=1)[0]]
 
 
 class CannedSlurm:

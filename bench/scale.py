@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import Exporter, FakePrometheus  # noqa: E402
+from tests.helpers import Exporter, FakePrometheus
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -123,7 +123,7 @@ def floor_seconds(prom_url: str, cluster: Cluster) -> float:
         request = urllib.request.Request(
             f"{prom_url}/api/v1/query?query={query}", headers={"Accept-Encoding": "gzip"}
         )
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=120) as response:
             return len(response.read())
 
     def run(*argv: str) -> int:
@@ -157,7 +157,7 @@ def scrape(url: str) -> tuple[float, int]:
         url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
     )
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=300) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=300) as response:
         body = response.read()
         encoding = response.headers.get("Content-Encoding")
     seconds = time.perf_counter() - started
@@ -193,7 +193,7 @@ def measure(
         ok = (
             "cluster_exporter_scrape_ok 1"
             in urllib.request.urlopen(url, timeout=300).read().decode()
-        )  # noqa: S310
+        )
         return {
             "jobids": jobids,
             "answer_mb": sum(len(b) for b in cluster.answers.values()) / 1e6,
