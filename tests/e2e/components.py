@@ -109,6 +109,16 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.5)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+def ready(proc: Process, url: str, probe: str) -> tuple[Process, str]:
+    """Wait until ``url + probe`` answers; stop the process if it never does."""
+    try:
+        wait_until(lambda: http_get(url + probe), 30, f"{proc.argv[0]} to answer {probe}")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
 def scrape_config(
     targets: List[str],
     job: str = "lustre",
@@ -145,13 +155,7 @@ def start_prometheus(
          f"--storage.tsdb.path={tmp / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}"],
         tmp / "prometheus.log",
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http_get(url + "/-/ready"), 30, "Prometheus ready")
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, url
+    return ready(proc, f"http://127.0.0.1:{port}", "/-/ready")
 
 
 def start_victoria_metrics(tmp: Path, targets: List[str]) -> tuple[Process, str]:
@@ -170,13 +174,7 @@ def start_victoria_metrics(tmp: Path, targets: List[str]) -> tuple[Process, str]
         ],
         tmp / "victoria-metrics.log",
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: http_get(url + "/health"), 30, "VictoriaMetrics healthy")
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, url
+    return ready(proc, f"http://127.0.0.1:{port}", "/health")
 
 
 def exporter_command() -> List[str]:

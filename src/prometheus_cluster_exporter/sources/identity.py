@@ -17,7 +17,7 @@ key (``getent passwd 1001 1002 ...``), one call per scrape for all of them.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, Sequence, TypeVar
+from typing import Callable, Dict, List, Sequence, Tuple, TypeVar
 
 from prometheus_cluster_exporter.cache import Memo, TTLCache
 from prometheus_cluster_exporter.records import (
@@ -44,45 +44,39 @@ def _id(text: str) -> int:
     return int(text)
 
 
-def parse_passwd(output: bytes) -> Parsed[UserTable]:
-    """uid -> (name, primary gid). The first entry of a uid wins, as in NSS lookups."""
-    users: UserTable = {}
+def _parse_entries(
+    output: bytes, what: str, min_fields: int, entry: Callable[[List[str]], Tuple[int, V]]
+) -> Parsed[Dict[int, V]]:
+    """Colon-separated database lines -> id -> value. The first entry of an id wins, as
+    in NSS lookups; lines that do not fit are skipped and counted."""
+    table: Dict[int, V] = {}
     skipped = 0
     for raw in output.decode("utf-8", "replace").splitlines():
         if not raw.strip():
             continue
         fields = raw.split(":")
         try:
-            if len(fields) < 4 or not fields[0]:
+            if len(fields) < min_fields or not fields[0]:
                 raise ValueError(raw)
-            uid, gid = _id(fields[2]), _id(fields[3])
+            key, value = entry(fields)
         except ValueError:
             skipped += 1
-            log.debug("getent passwd: skipping unexpected line %r", raw[:200])
+            log.debug("%s: skipping unexpected line %r", what, raw[:200])
             continue
-        if uid not in users:
-            users[uid] = PasswdEntry(fields[0], gid)
-    return checked(users, skipped, "getent passwd")
+        table.setdefault(key, value)
+    return checked(table, skipped, what)
+
+
+def parse_passwd(output: bytes) -> Parsed[UserTable]:
+    """uid -> (name, primary gid), from ``name:password:uid:gid:...`` lines."""
+    return _parse_entries(
+        output, "getent passwd", 4, lambda f: (_id(f[2]), PasswdEntry(f[0], _id(f[3])))
+    )
 
 
 def parse_group(output: bytes) -> Parsed[GroupTable]:
-    """gid -> group name. The first entry of a gid wins."""
-    groups: GroupTable = {}
-    skipped = 0
-    for raw in output.decode("utf-8", "replace").splitlines():
-        if not raw.strip():
-            continue
-        fields = raw.split(":")
-        try:
-            if len(fields) < 3 or not fields[0]:
-                raise ValueError(raw)
-            gid = _id(fields[2])
-        except ValueError:
-            skipped += 1
-            log.debug("getent group: skipping unexpected line %r", raw[:200])
-            continue
-        groups.setdefault(gid, fields[0])
-    return checked(groups, skipped, "getent group")
+    """gid -> group name, from ``name:password:gid:members`` lines."""
+    return _parse_entries(output, "getent group", 3, lambda f: (_id(f[2]), f[0]))
 
 
 class GetentSource:
