@@ -6,7 +6,7 @@ or directly, it has a ``#!/usr/bin/env python3`` line), for air-gapped hosts whe
 not an option. It carries the exporter and its pure-Python dependencies
 (prometheus-client, urllib3, PyYAML without its C part) taken from the environment this
 script runs in. Compiled extras are left out: JSON is decoded with the standard library
-instead of orjson, and basic auth in --web.config.file (which needs bcrypt) is refused
+instead of msgspec, and basic auth in --web.config.file (which needs bcrypt) is refused
 with a clear message; TLS works.
 
     python tools/build_pyz.py [--output PATH]
