@@ -82,6 +82,7 @@ def test_status_page(start_exporter: Start, fake_cluster: FakeCluster, tmp_path:
     assert "chemistry / bob" in page[first_row : first_row + 200]
     assert "Top 10 consumers" in page
     assert "status-Secret-token" not in page and "from a file" in page
+    assert f"<td>{exporter.url}/metrics</td>" in page  # the address actually bound
     # A failing source shows with its error.
     fake_cluster.set("squeue", "rc", "1")
     fake_cluster.set("squeue", "err", "slurm_load_jobs error: Unable to contact slurm controller\n")

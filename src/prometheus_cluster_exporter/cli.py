@@ -501,10 +501,7 @@ def once(collector: ClusterCollector) -> int:
 
 
 def listen(
-    config: Config,
-    page: Callable[[], bytes],
-    web: Optional[WebConfig] = None,
-    landing_page: Optional[Callable[[], str]] = None,
+    config: Config, page: Callable[[], bytes], web: Optional[WebConfig] = None
 ) -> ExporterServer:
     """Bind the configured address; "all interfaces" is dual-stack where IPv6 exists."""
     hosts = [config.listen_host] if config.listen_host else ["::", "0.0.0.0"]  # noqa: S104
@@ -516,7 +513,6 @@ def listen(
                 page,
                 telemetry_path=config.telemetry_path,
                 web=web,
-                landing_page=landing_page,
             )
         except OSError as exc:
             error = exc
@@ -555,9 +551,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return once(collector)
     page = metrics_page(collector)
     try:
-        server = listen(
-            config, page, web, lambda: render_status_page(config, collector, config.telemetry_path)
-        )
+        server = listen(config, page, web)
     except OSError as exc:
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
@@ -576,7 +570,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     source = "demo cluster" if config.demo else f"Prometheus at {_redacted(config.promserver)}"
     log.info("Exporter %s started, querying %s", __version__, source)
     scheme = "https" if web is not None and web.ssl_context is not None else "http"
-    log.info("Listening on %s://%s:%s%s", scheme, shown, port, config.telemetry_path)
+    listening = f"{scheme}://{shown}:{port}{config.telemetry_path}"
+    server.landing_page = lambda: render_status_page(
+        config, collector, config.telemetry_path, listening
+    )
+    log.info("Listening on %s", listening)
     if web is not None:
         log.info("Web access: %s", web.describe())
 

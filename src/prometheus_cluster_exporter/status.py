@@ -39,13 +39,16 @@ def human_rate(value: float) -> str:
     return f"{value:,.1f} GiB/s"  # pragma: no cover
 
 
-def config_summary(config: Config) -> List[Tuple[str, str]]:
+def config_summary(config: Config, listening: str = "") -> List[Tuple[str, str]]:
     rows = [
         (
             "Query API",
             "built-in demo cluster" if config.demo else redact_url(config.promserver or ""),
         ),
-        ("Listen address", f"{config.listen_host or '*'}:{config.port}{config.telemetry_path}"),
+        (
+            "Listen address",
+            listening or f"{config.listen_host or '*'}:{config.port}{config.telemetry_path}",
+        ),
         ("Timeout per external call", f"{config.timeout:g} s"),
         ("Rate", f"{config.rate_function}(...[{config.timerange}])"),
         ("Jobid formats", ", ".join(config.jobid_formats)),
@@ -64,7 +67,9 @@ def config_summary(config: Config) -> List[Tuple[str, str]]:
     return rows
 
 
-def render_status_page(config: Config, collector: ClusterCollector, metrics_path: str) -> str:
+def render_status_page(
+    config: Config, collector: ClusterCollector, metrics_path: str, listening: str = ""
+) -> str:
     last = collector.last
     parts = [
         "<!DOCTYPE html>",
@@ -112,7 +117,7 @@ def render_status_page(config: Config, collector: ClusterCollector, metrics_path
         else:
             parts.append('<p class="muted">No IO in the last scrape.</p>')
     parts.append("<h2>Configuration</h2><table>")
-    for name, value in config_summary(config):
+    for name, value in config_summary(config, listening):
         parts.append(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>")
     parts.append("</table></body></html>\n")
     return "\n".join(parts)
