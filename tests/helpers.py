@@ -22,6 +22,24 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.parser import text_string_to_metric_families
 
+# Metric names the tests look at.
+JOB_READ = "cluster_job_read_throughput_bytes"
+JOB_WRITE = "cluster_job_write_throughput_bytes"
+PROC_READ = "cluster_proc_read_throughput_bytes"
+PROC_WRITE = "cluster_proc_write_throughput_bytes"
+JOB_META = "cluster_job_metadata_operations"
+PROC_META = "cluster_proc_metadata_operations"
+LOST_READ = "cluster_unattributed_read_throughput_bytes"
+LOST_WRITE = "cluster_unattributed_write_throughput_bytes"
+LOST_META = "cluster_unattributed_metadata_operations"
+OK = "cluster_exporter_scrape_ok"
+
+
+def key(**labels: str) -> Tuple[Tuple[str, str], ...]:
+    """A label set as Scrape.series() keys it."""
+    return tuple(sorted(labels.items()))
+
+
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
 FAKE_BIN = HERE / "bin"

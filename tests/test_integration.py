@@ -8,24 +8,26 @@ from typing import Callable
 
 import pytest
 
-from tests.helpers import Exporter, FakeCluster, FakePrometheus, Scrape, pid_alive
+from tests.helpers import (
+    JOB_META,
+    JOB_READ,
+    JOB_WRITE,
+    LOST_META,
+    LOST_READ,
+    LOST_WRITE,
+    OK,
+    PROC_META,
+    PROC_READ,
+    PROC_WRITE,
+    Exporter,
+    FakeCluster,
+    FakePrometheus,
+    Scrape,
+    key,
+    pid_alive,
+)
 
 Start = Callable[..., Exporter]
-
-JOB_READ = "cluster_job_read_throughput_bytes"
-JOB_WRITE = "cluster_job_write_throughput_bytes"
-PROC_READ = "cluster_proc_read_throughput_bytes"
-PROC_WRITE = "cluster_proc_write_throughput_bytes"
-JOB_META = "cluster_job_metadata_operations"
-PROC_META = "cluster_proc_metadata_operations"
-OK = "cluster_exporter_scrape_ok"
-LOST_READ = "cluster_unattributed_read_throughput_bytes"
-LOST_WRITE = "cluster_unattributed_write_throughput_bytes"
-LOST_META = "cluster_unattributed_metadata_operations"
-
-
-def key(**labels: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(labels.items()))
 
 
 def proc(name: str, group: str, user: str) -> tuple[tuple[str, str], ...]:

@@ -7,22 +7,23 @@ import json
 import math
 from typing import Callable
 
-from tests.helpers import FIXTURES, Exporter, FakeCluster, FakePrometheus, Scrape
+from tests.helpers import (
+    FIXTURES,
+    JOB_META,
+    JOB_READ,
+    LOST_META,
+    LOST_READ,
+    OK,
+    PROC_META,
+    PROC_READ,
+    Exporter,
+    FakeCluster,
+    FakePrometheus,
+    Scrape,
+    key,
+)
 
 Start = Callable[..., Exporter]
-
-JOB_READ = "cluster_job_read_throughput_bytes"
-JOB_WRITE = "cluster_job_write_throughput_bytes"
-PROC_READ = "cluster_proc_read_throughput_bytes"
-JOB_META = "cluster_job_metadata_operations"
-PROC_META = "cluster_proc_metadata_operations"
-LOST_READ = "cluster_unattributed_read_throughput_bytes"
-LOST_META = "cluster_unattributed_metadata_operations"
-OK = "cluster_exporter_scrape_ok"
-
-
-def key(**labels: str) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted(labels.items()))
 
 
 def upstream_total(kind: str) -> float:
