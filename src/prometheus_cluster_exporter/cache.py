@@ -33,9 +33,6 @@ class TTLCache(Generic[K, V]):
         self.clock = clock
         self._entries: Dict[K, Tuple[float, object]] = {}
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def split(self, keys: Iterable[K]) -> Tuple[Dict[K, V], List[K]]:
         """(cached hits, keys to look up). Keys cached as absent are in neither."""
         now = self.clock()
@@ -54,12 +51,6 @@ class TTLCache(Generic[K, V]):
 
     def put_absent(self, key: K) -> None:
         self._store(key, _MISSING, self.negative_ttl)
-
-    def get(self, key: K) -> Optional[V]:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= self.clock() or entry[1] is _MISSING:
-            return None
-        return entry[1]  # type: ignore[return-value]
 
     def _store(self, key: K, value: object, ttl: float) -> None:
         if ttl <= 0:

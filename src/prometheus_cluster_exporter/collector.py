@@ -170,15 +170,13 @@ class ProblemLog:
         self.max_ids = max_ids
         self._last: Dict[Tuple[str, str], float] = {}
 
-    def report(self, problems: Mapping[Tuple[str, str], str], now: float) -> int:
-        """Log the problems not logged within the interval; return how many were."""
-        logged = 0
+    def report(self, problems: Mapping[Tuple[str, str], str], now: float) -> None:
+        """Log the problems not logged within the interval."""
         for key, detail in problems.items():
             last = self._last.get(key)
             if last is not None and now - last < self.interval:
                 continue
             self._last[key] = now
-            logged += 1
             log.warning(
                 "jobid %r not attributed (%s): %s; not repeated for this id within %ds",
                 key[1], key[0], detail, int(self.interval),
@@ -186,7 +184,6 @@ class ProblemLog:
         if len(self._last) > self.max_ids:
             horizon = now - self.interval
             self._last = {k: t for k, t in self._last.items() if t >= horizon}
-        return logged
 
 
 class _GcPause:

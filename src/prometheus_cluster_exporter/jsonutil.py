@@ -22,11 +22,9 @@ except ImportError:  # pragma: no cover - exercised only where msgspec is unavai
 if msgspec is not None:
     loads: Callable[[bytes], Any] = msgspec.json.decode
     DecodeError: Tuple[Type[Exception], ...] = (msgspec.DecodeError, UnicodeDecodeError)
-    BACKEND = "msgspec"
 else:  # pragma: no cover
     loads = json.loads
     DecodeError = (ValueError, UnicodeDecodeError)
-    BACKEND = "json"
 
 
 class VectorDecoder:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from prometheus_cluster_exporter.config import ConfigError, parse_listen_address
+from prometheus_cluster_exporter.exposition import escape_label_value
 from prometheus_cluster_exporter.http import PooledHTTPServer
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,6 @@ class _Counter:
 
     def value(self, now: float) -> float:
         return self.base + self.rate * (now - self.since)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def series_rates(spec: Dict[str, Any]) -> Dict[Key, float]:
@@ -132,7 +129,7 @@ class Simulation:
                 value = counter.value(now)
                 if value == 0 and self.schema != "hp":
                     continue
-                text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                text = ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels)
                 by_metric.setdefault(metric, []).append(f"{metric}{{{text}}} {value!r} {stamp}")
         out: List[str] = []
         helps = {

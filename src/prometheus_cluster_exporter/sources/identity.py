@@ -92,22 +92,19 @@ class GetentSource:
         return parse_group(run_command([self.getent, "group"], deadline, name="getent group"))
 
     def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]:
-        out = run_command(
-            [self.getent, "passwd", *map(str, uids)],
-            deadline,
-            name="getent passwd (by uid)",
-            ok_status=(0, _KEYS_NOT_FOUND),
-        )
-        return parse_passwd(out)
+        return parse_passwd(self._keyed("passwd", uids, "uid", deadline))
 
     def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]:
-        out = run_command(
-            [self.getent, "group", *map(str, gids)],
+        return parse_group(self._keyed("group", gids, "gid", deadline))
+
+    def _keyed(self, database: str, keys: Sequence[int], kind: str, deadline: float) -> bytes:
+        """``getent DATABASE KEY...``: the entries found (status 2 = some keys missing)."""
+        return run_command(
+            [self.getent, database, *map(str, keys)],
             deadline,
-            name="getent group (by gid)",
+            name=f"getent {database} (by {kind})",
             ok_status=(0, _KEYS_NOT_FOUND),
         )
-        return parse_group(out)
 
 
 class CachedIdentities:
