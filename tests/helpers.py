@@ -51,6 +51,9 @@ class Answer:
     status: int = 200
     delay: float = 0.0
     content_type: str = "application/json"
+    #: Seconds between single bytes of the whole response (status line, headers, body).
+    trickle: float = 0.0
+    headers: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,6 +66,8 @@ class FakePrometheus:
 
     answers: Dict[str, Answer] = field(default_factory=dict)
     queries: List[str] = field(default_factory=list)
+    #: Every request's query parameters (query, time, timeout).
+    params: List[Dict[str, str]] = field(default_factory=list)
     headers: List[Dict[str, str]] = field(default_factory=list)
     server: Optional[ThreadingHTTPServer] = None
 
@@ -72,10 +77,18 @@ class FakePrometheus:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def set(self, kind: str, body: bytes | dict, status: int = 200, delay: float = 0.0) -> None:
+    def set(
+        self,
+        kind: str,
+        body: bytes | dict,
+        status: int = 200,
+        delay: float = 0.0,
+        trickle: float = 0.0,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> None:
         if isinstance(body, dict):
             body = json.dumps(body).encode()
-        self.answers[kind] = Answer(body, status, delay)
+        self.answers[kind] = Answer(body, status, delay, trickle=trickle, headers=headers or {})
 
     def load_fixtures(self) -> None:
         for kind in ("read", "write", "metadata"):
@@ -90,8 +103,10 @@ class FakePrometheus:
                 if parts.path != "/api/v1/query":
                     self.send_error(404)
                     return
-                query = parse_qs(parts.query).get("query", [""])[0]
+                params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                query = params.get("query", "")
                 fake.queries.append(query)
+                fake.params.append(params)
                 fake.headers.append(dict(self.headers.items()))
                 kind = kind_of(query)
                 answer = fake.answers.get(kind) or Answer(
@@ -100,13 +115,31 @@ class FakePrometheus:
                 if answer.delay:
                     time.sleep(answer.delay)
                 try:
+                    if answer.trickle:
+                        self._trickle(answer)
+                        return
                     self.send_response(answer.status)
                     self.send_header("Content-Type", answer.content_type)
                     self.send_header("Content-Length", str(len(answer.body)))
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(answer.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _trickle(self, answer: Answer) -> None:
+                head = (
+                    f"HTTP/1.1 {answer.status} OK\r\nContent-Type: {answer.content_type}\r\n"
+                    f"Content-Length: {len(answer.body)}\r\nConnection: close\r\n\r\n"
+                ).encode()
+                end = time.monotonic() + 120
+                for byte in head + answer.body:
+                    if time.monotonic() > end:
+                        return
+                    self.wfile.write(bytes((byte,)))
+                    self.wfile.flush()
+                    time.sleep(answer.trickle)
 
             def log_message(self, *args: object) -> None:
                 pass

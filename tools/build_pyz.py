@@ -4,7 +4,7 @@
 It runs with nothing but a system Python 3.9+ (``python3 prometheus-cluster-exporter.pyz``
 or directly, it has a ``#!/usr/bin/env python3`` line), for air-gapped hosts where pip is
 not an option. It carries the exporter and its pure-Python dependencies
-(prometheus-client, urllib3, PyYAML without its C part) taken from the environment this
+(prometheus-client, PyYAML without its C part) taken from the environment this
 script runs in. Compiled extras are left out: JSON is decoded with the standard library
 instead of msgspec, and basic auth in --web.config.file (which needs bcrypt) is refused
 with a clear message; TLS works.
@@ -23,7 +23,7 @@ import zipapp
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("prometheus_cluster_exporter", "prometheus_client", "urllib3", "yaml")
+PACKAGES = ("prometheus_cluster_exporter", "prometheus_client", "yaml")
 COMPILED = (".so", ".pyd", ".dylib")
 
 

@@ -16,7 +16,7 @@ from typing import List, Tuple
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import Config
-from prometheus_cluster_exporter.sources.prometheus import redact_url
+from prometheus_cluster_exporter.upstream import redact_url
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;color:#222;max-width:1100px}

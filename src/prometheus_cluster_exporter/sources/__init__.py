@@ -6,7 +6,7 @@ must return or raise :class:`~prometheus_cluster_exporter.errors.SourceError` by
 
 from __future__ import annotations
 
-from typing import List, Protocol, Sequence
+from typing import List, Optional, Protocol, Sequence
 
 from prometheus_cluster_exporter.records import (
     GroupTable,
@@ -19,13 +19,23 @@ from prometheus_cluster_exporter.records import (
 
 
 class LustreSource(Protocol):
-    """Per-jobid Lustre rates, as computed by a Prometheus-compatible server."""
+    """Per-jobid Lustre rates, as computed by a Prometheus-compatible server.
 
-    def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]: ...
+    ``at`` is the evaluation time (Unix seconds) shared by the three answers of a scrape,
+    so that read, write and metadata describe the same instant; None means "now".
+    """
 
-    def write_rates(self, deadline: float) -> Parsed[List[JobidRate]]: ...
+    def read_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[JobidRate]]: ...
 
-    def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]: ...
+    def write_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[JobidRate]]: ...
+
+    def metadata_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[TargetRate]]: ...
 
 
 class JobSource(Protocol):

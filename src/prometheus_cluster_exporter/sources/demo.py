@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter.records import (
     GroupTable,
@@ -117,13 +117,15 @@ class DemoLustreSource:
     def __init__(self, cluster: DemoCluster) -> None:
         self.cluster = cluster
 
-    def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+    def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         return Parsed(self.cluster.rates("read"))
 
-    def write_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+    def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         return Parsed(self.cluster.rates("write"))
 
-    def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]:
+    def metadata_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[TargetRate]]:
         return Parsed(self.cluster.metadata())
 
 

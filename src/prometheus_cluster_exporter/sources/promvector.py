@@ -1,0 +1,194 @@
+"""Instant-vector answers of the query API -> typed records, within the scrape deadline.
+
+Two paths: well-formed answers are decoded straight into small typed objects (msgspec,
+``fast_*``); anything else goes through the tolerant parsers, which skip malformed
+samples one by one and say why at DEBUG. Both stop with a SourceError once the scrape
+deadline has passed: decoding a huge answer counts against the deadline like fetching it.
+
+Sample answer (``sum by(jobid)(...)``)::
+
+    {"status":"success","data":{"resultType":"vector","result":[
+      {"metric":{"jobid":"4242"},"value":[1733090000.123,"1048576"]}]}}
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from typing import Any, Dict, List, Optional
+
+from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.jsonutil import DecodeError, VectorDecoder, loads
+from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate, checked
+
+log = logging.getLogger(__name__)
+
+# The deadline is checked once per this many samples.
+_CHECK_EVERY = 1 << 14
+
+
+def check_deadline(deadline: float, what: str) -> None:
+    if time.monotonic() > deadline:
+        raise SourceError(f"{what}: decoding the answer did not finish by the scrape deadline")
+
+
+def _sample_value(sample: Any) -> float:
+    value = sample["value"]
+    if not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], str):
+        raise ValueError("value is not [time, string]")
+    number = float(value[1])
+    if not math.isfinite(number):
+        raise ValueError(f"value is {value[1]}")
+    return number
+
+
+def vector_result(payload: Any, what: str) -> List[Any]:
+    """The ``data.result`` list of a successful instant-vector answer, or SourceError."""
+    if not isinstance(payload, dict):
+        raise SourceError(f"{what}: answer is not a JSON object")
+    status = payload.get("status")
+    if status != "success":
+        error = payload.get("error") or payload.get("errorType") or "no error text"
+        raise SourceError(f"{what}: query status {status!r}: {str(error)[:300]}")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise SourceError(f"{what}: answer has no data object")
+    if data.get("resultType") != "vector":
+        raise SourceError(f"{what}: expected a vector result, got {data.get('resultType')!r}")
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise SourceError(f"{what}: data.result is not a list")
+    return result
+
+
+def parse_jobid_vector(
+    payload: Any,
+    jobid_label: str,
+    what: str,
+    fs_label: Optional[str] = None,
+    deadline: float = math.inf,
+) -> Parsed[List[JobidRate]]:
+    """Turn a ``sum by(jobid)`` answer into JobidRate records; skip malformed samples.
+
+    With ``fs_label`` the answer is ``sum by(jobid, fs)`` and every sample needs both.
+    """
+    rates: List[JobidRate] = []
+    skipped = 0
+    for index, sample in enumerate(vector_result(payload, what)):
+        if not index % _CHECK_EVERY:
+            check_deadline(deadline, what)
+        try:
+            labels = sample["metric"]
+            jobid = labels[jobid_label]
+            fs = labels[fs_label] if fs_label else ""
+            if not isinstance(jobid, str) or not isinstance(fs, str):
+                raise TypeError("label is not a string")
+            rates.append(JobidRate(jobid, _sample_value(sample), fs))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            skipped += 1
+            log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    return checked(rates, skipped, what)
+
+
+def parse_target_vector(
+    payload: Any,
+    jobid_label: str,
+    target_label: str,
+    target_regex: str,
+    what: str,
+    deadline: float = math.inf,
+) -> Parsed[List[TargetRate]]:
+    """Turn a ``sum by(target, jobid)`` answer into TargetRate records (MDT targets only)."""
+    keep = re.compile(target_regex).fullmatch
+    rates: List[TargetRate] = []
+    skipped = 0
+    for index, sample in enumerate(vector_result(payload, what)):
+        if not index % _CHECK_EVERY:
+            check_deadline(deadline, what)
+        try:
+            labels = sample["metric"]
+            jobid, target = labels[jobid_label], labels[target_label]
+            if not isinstance(jobid, str) or not isinstance(target, str):
+                raise TypeError("label is not a string")
+            if not keep(target):
+                raise ValueError(f"target {target!r} is not a metadata target")
+            rates.append(TargetRate(jobid, _sample_value(sample), target))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            skipped += 1
+            log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    return checked(rates, skipped, what)
+
+
+def decode_json(body: bytes, what: str) -> Any:
+    try:
+        return loads(body)
+    except DecodeError as exc:
+        raise SourceError(f"{what}: answer is not valid JSON ({len(body)} bytes): {exc}") from None
+
+
+_new = tuple.__new__
+
+
+def fast_jobid_rates(
+    samples: List[Any],
+    decoder: VectorDecoder,
+    with_fs: bool,
+    what: str,
+    deadline: float = math.inf,
+) -> Parsed[List[JobidRate]]:
+    """JobidRate records from typed samples (labels: jobid, or jobid and fs)."""
+    rates: List[JobidRate] = []
+    skipped = 0
+    labels_of = decoder.labels_of
+    for index, sample in enumerate(samples):
+        if not index % _CHECK_EVERY:
+            check_deadline(deadline, what)
+        try:
+            value = float(sample.value[1])
+        except ValueError:
+            value = math.nan
+        if value - value != 0:  # NaN, infinities, garbage
+            skipped += 1
+            log.debug("%s: skipping sample with value %r", what, sample.value[1])
+            continue
+        # tuple.__new__ builds the record without NamedTuple's Python-level __new__.
+        if with_fs:
+            jobid, fs = labels_of(sample.metric)
+            rates.append(_new(JobidRate, (jobid, value, fs)))
+        else:
+            rates.append(_new(JobidRate, (labels_of(sample.metric), value, "")))
+    return checked(rates, skipped, what)
+
+
+def fast_target_rates(
+    samples: List[Any],
+    decoder: VectorDecoder,
+    target_regex: str,
+    what: str,
+    deadline: float = math.inf,
+) -> Parsed[List[TargetRate]]:
+    """TargetRate records from typed samples (labels: jobid and target)."""
+    keep = re.compile(target_regex).fullmatch
+    allowed: Dict[str, bool] = {}
+    rates: List[TargetRate] = []
+    skipped = 0
+    labels_of = decoder.labels_of
+    for index, sample in enumerate(samples):
+        if not index % _CHECK_EVERY:
+            check_deadline(deadline, what)
+        jobid, target = labels_of(sample.metric)
+        ok = allowed.get(target)
+        if ok is None:
+            ok = allowed[target] = keep(target) is not None
+        try:
+            value = float(sample.value[1])
+        except ValueError:
+            value = math.nan
+        if not ok or value - value != 0:
+            skipped += 1
+            log.debug("%s: skipping sample %r %r", what, target, sample.value[1])
+            continue
+        rates.append(_new(TargetRate, (jobid, value, target)))
+    return checked(rates, skipped, what)
