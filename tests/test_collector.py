@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import List
+from typing import List, Optional
 
 import pytest
 from prometheus_client import generate_latest
@@ -40,15 +40,17 @@ class Lustre:
         if kind in self.fail:
             raise SourceError(f"{kind} query: http://prom:9090/api/v1/query answered HTTP 500")
 
-    def read_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+    def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         self._check("read")
         return Parsed([JobidRate("1", 10.0), JobidRate("cp.1001", 2.0)])
 
-    def write_rates(self, deadline: float) -> Parsed[List[JobidRate]]:
+    def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         self._check("write")
         return Parsed([JobidRate("1", 20.0), JobidRate("cp.1001", 4.0)])
 
-    def metadata_rates(self, deadline: float) -> Parsed[List[TargetRate]]:
+    def metadata_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[TargetRate]]:
         self._check("metadata")
         return Parsed([TargetRate("1", 3.0, "fs-MDT0000")])
 

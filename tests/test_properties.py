@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from typing import Any
+from typing import Any, Optional
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -98,13 +98,15 @@ class _Lustre:
     def __init__(self, rows: list[tuple[str, float]]) -> None:
         self.rows = rows
 
-    def read_rates(self, deadline: float) -> Parsed[list[JobidRate]]:
+    def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[list[JobidRate]]:
         return Parsed([JobidRate(j, v) for j, v in self.rows])
 
-    def write_rates(self, deadline: float) -> Parsed[list[JobidRate]]:
+    def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[list[JobidRate]]:
         return Parsed([])
 
-    def metadata_rates(self, deadline: float) -> Parsed[list[TargetRate]]:
+    def metadata_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[list[TargetRate]]:
         return Parsed([TargetRate(j, v, "fs-MDT0000") for j, v in self.rows])
 
 

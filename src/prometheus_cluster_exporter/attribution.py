@@ -147,11 +147,13 @@ def attribute(
     rows: Iterable[Sequence[Any]],
     owner_of: Mapping[str, Owner],
     extra_of: Optional[Callable[[Sequence[Any]], Extra]] = None,
+    into: Optional[Attribution] = None,
 ) -> Attribution:
     """Sum rows per owner. A row is ``(jobid, value, ...)`` (a JobidRate or TargetRate);
     ``extra_of(row)`` gives the labels that follow the owner's (e.g. the MDT target).
-    Every row lands in exactly one table, so nothing is lost."""
-    result = Attribution()
+    Every row lands in exactly one table, so nothing is lost. With ``into`` the sums are
+    added to an earlier result (an answer attributed in chunks)."""
+    result = Attribution() if into is None else into
     tables = (result.jobs, result.procs, result.unattributed)
     if extra_of is None:
         for row in rows:

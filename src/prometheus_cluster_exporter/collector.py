@@ -22,6 +22,11 @@ A collect runs in three steps, each bounded by the same deadline:
    keyed ``getent passwd`` for uids missing from the enumeration;
 3. a keyed ``getent group`` for primary gids still without a name.
 
+Every call returns or fails by the deadline (``--timeout``); the runner waits at most one
+grace second past it for a call that ignores it. Classifying and attributing the answers
+then get BUILD_SECONDS: an answer not attributed by then is dropped (that query fails),
+so a collect answers within ``--timeout`` plus two seconds, whatever the input.
+
 Only one collect runs at a time. A scrape that arrives while one is running is answered
 at once with ``cluster_exporter_scrape_ok 0`` and the warning
 ``Collect is still active... - Skipping now``.
@@ -35,8 +40,6 @@ import logging
 import threading
 import time
 from collections import ChainMap
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -58,7 +61,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from prometheus_cluster_exporter import attribution as attr
-from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.exposition import RowFamily
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef, Ref
 from prometheus_cluster_exporter.metrics import (
@@ -74,7 +76,9 @@ from prometheus_cluster_exporter.metrics import (
     UNATTRIBUTED_READ,
     UNATTRIBUTED_WRITE,
 )
+from prometheus_cluster_exporter.problems import ProblemLog, shown_id
 from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, SlurmJob, UserTable
+from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner
 from prometheus_cluster_exporter.sources import IdentitySource, JobLookup, JobSource, LustreSource
 from prometheus_cluster_exporter.sources.prometheus import fsname
 
@@ -96,22 +100,11 @@ SACCT = "sacct"
 PASSWD_KEYED = "getent passwd (by uid)"  # noqa: S105
 GROUP_KEYED = "getent group (by gid)"
 
-# Extra time allowed past the deadline before a source that ignores it is abandoned.
-_GRACE_SECONDS = 1.0
-# An unattributable id is named in the log at most this often.
-PROBLEM_LOG_INTERVAL = 3600.0
-
-
-@dataclass
-class SourceOutcome:
-    name: str
-    seconds: float
-    value: Any = None
-    error: Optional[str] = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+#: Rows (or distinct jobids) attributed between two looks at the clock.
+CHUNK = 1 << 16
+#: Time allowed for attribution once the sources have answered (or were abandoned).
+BUILD_SECONDS = 1.0
+TOO_LATE = "attribution did not finish by the scrape deadline"
 
 
 @dataclass
@@ -149,41 +142,6 @@ def top_consumers(
         who = f"{key[0]} / {key[1]}" if kind == "job" else f"{key[0]} ({key[2]}, {key[1]})"
         rows.append((kind, who, r, w))
     return rows
-
-
-def _timed(func: Callable[[float], Any], deadline: float) -> Tuple[Any, Optional[str], float]:
-    start = time.perf_counter()
-    try:
-        return func(deadline), None, time.perf_counter() - start
-    except SourceError as exc:
-        return None, str(exc), time.perf_counter() - start
-    except Exception as exc:  # a bug or an unexpected answer must not lose the scrape
-        log.debug("source raised", exc_info=True)
-        return None, f"unexpected {type(exc).__name__}: {exc}", time.perf_counter() - start
-
-
-class ProblemLog:
-    """Names each unattributable id at WARNING at most once per ``interval`` seconds."""
-
-    def __init__(self, interval: float = PROBLEM_LOG_INTERVAL, max_ids: int = 50_000) -> None:
-        self.interval = interval
-        self.max_ids = max_ids
-        self._last: Dict[Tuple[str, str], float] = {}
-
-    def report(self, problems: Mapping[Tuple[str, str], str], now: float) -> None:
-        """Log the problems not logged within the interval."""
-        for key, detail in problems.items():
-            last = self._last.get(key)
-            if last is not None and now - last < self.interval:
-                continue
-            self._last[key] = now
-            log.warning(
-                "jobid %r not attributed (%s): %s; not repeated for this id within %ds",
-                key[1], key[0], detail, int(self.interval),
-            )  # fmt: skip
-        if len(self._last) > self.max_ids:
-            horizon = now - self.interval
-            self._last = {k: t for k, t in self._last.items() if t >= horizon}
 
 
 class _GcPause:
@@ -244,7 +202,7 @@ class ClusterCollector(Collector):
         self.fs_label = fs_label
         self.problems = ProblemLog()
         self._guard = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="source")
+        self.runner = SourceRunner()
         self.last: Optional[ScrapeReport] = None
 
     def describe(self) -> List[Any]:
@@ -262,6 +220,10 @@ class ClusterCollector(Collector):
         try:
             with gc_paused():
                 return self._collect()
+        except Exception:
+            # A bug must cost this scrape's data, never the response.
+            log.exception("collect failed unexpectedly; answering with scrape_ok 0")
+            return [RowFamily(SCRAPE_OK, [((), 0.0)])]
         finally:
             self._guard.release()
 
@@ -271,7 +233,7 @@ class ClusterCollector(Collector):
             yield family.to_prometheus_client()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        """Nothing to release: calls still running end at their deadline on their own."""
 
     # -- one collect ---------------------------------------------------------------------
 
@@ -279,42 +241,34 @@ class ClusterCollector(Collector):
         self, calls: Mapping[str, Callable[[float], Any]], deadline: float
     ) -> Dict[str, SourceOutcome]:
         """Run calls concurrently; each returns or fails by the deadline."""
-        futures: Dict[str, Future[Tuple[Any, Optional[str], float]]] = {
-            name: self._pool.submit(_timed, func, deadline) for name, func in calls.items()
-        }
-        outcomes: Dict[str, SourceOutcome] = {}
-        for name, future in futures.items():
-            try:
-                value, error, seconds = future.result(
-                    timeout=max(0.0, deadline - time.monotonic()) + _GRACE_SECONDS
-                )
-            except FutureTimeout:
-                value, error, seconds = None, "did not return by the scrape deadline", self.timeout
-            outcomes[name] = SourceOutcome(name, seconds, value, error)
-        return outcomes
+        return self.runner.run(calls, deadline)
 
     def _collect(self) -> List[RowFamily]:
         log.debug("Collect started")
         started = time.time()
         t0 = time.perf_counter()
         deadline = time.monotonic() + self.timeout
+        # One evaluation instant for the three queries: read, write and metadata then
+        # describe the same moment.
+        at = round(started, 3)
+        lustre = self.lustre
 
         out = self._run(
             {
                 SQUEUE: self.job_source.jobs,
                 PASSWD: self.identities.users,
                 GROUP: self.identities.groups,
-                READ: self.lustre.read_rates,
-                WRITE: self.lustre.write_rates,
-                METADATA: self.lustre.metadata_rates,
+                READ: lambda d: lustre.read_rates(d, at),
+                WRITE: lambda d: lustre.write_rates(d, at),
+                METADATA: lambda d: lustre.metadata_rates(d, at),
             },
             deadline,
         )
         answers = {name: out[name].value.items for name in (READ, WRITE, METADATA) if out[name].ok}
-        refs = attr.classify(
-            {jobid for rows in answers.values() for jobid in map(itemgetter(0), rows)},
-            self.grammar,
-        )
+        # Classifying and attributing are bounded too: an answer not attributed by then is
+        # dropped, so a collect lasts at most timeout + runner grace + BUILD_SECONDS.
+        build_deadline = max(deadline, time.monotonic()) + BUILD_SECONDS
+        refs = self._classify(answers, out, build_deadline)
         jobs: Optional[Mapping[str, SlurmJob]] = None
         if out[SQUEUE].ok:
             jobs = self.recent_jobs.update(out[SQUEUE].value.items)
@@ -326,11 +280,19 @@ class ClusterCollector(Collector):
         jobs, users = self._resolve_missing(out, refs, jobs, users, deadline)
         groups = self._resolve_groups(out, refs, users, groups, deadline)
 
+        families, stages, results = self._build(
+            out, answers, refs, jobs, users, groups, build_deadline
+        )
         scrape_ok = True
         for outcome in out.values():
             if not outcome.ok:
                 scrape_ok = False
-                log.error("source %s failed: %s", outcome.name, outcome.error)
+                if outcome.trace:
+                    log.error(
+                        "source %s failed: %s\n%s", outcome.name, outcome.error, outcome.trace
+                    )
+                else:
+                    log.error("source %s failed: %s", outcome.name, outcome.error)
         malformed = {
             o.name: o.value.skipped
             for o in out.values()
@@ -342,7 +304,6 @@ class ClusterCollector(Collector):
                 "skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts
             )
 
-        families, stages, results = self._build(out, answers, refs, jobs, users, groups)
         families.append(RowFamily(STAGE_SECONDS, stages))
         families.append(RowFamily(SCRAPE_OK, [((), 1.0 if scrape_ok else 0.0)]))
         elapsed = time.perf_counter() - t0
@@ -413,13 +374,18 @@ class ClusterCollector(Collector):
     def _build(
         self,
         out: Dict[str, SourceOutcome],
-        answers: Mapping[str, Any],
+        answers: Dict[str, Any],
         refs: Mapping[str, Ref],
         jobs: Optional[Mapping[str, SlurmJob]],
         users: Optional[Mapping[int, PasswdEntry]],
         groups: Optional[Mapping[int, str]],
+        deadline: float,
     ) -> Tuple[List[RowFamily], List[Tuple[Tuple[str, ...], float]], Dict[str, attr.Attribution]]:
-        """Attribute each answer and build its metric families."""
+        """Attribute each answer and build its metric families.
+
+        Attribution counts against the scrape deadline: an answer not attributed by then
+        is dropped (its query fails with TOO_LATE), so the scrape still answers on time.
+        """
         fs = ("fs",) if self.fs_label else ()
         families: List[RowFamily] = []
         stages: List[Tuple[Tuple[str, ...], float]] = [
@@ -435,7 +401,14 @@ class ClusterCollector(Collector):
             if name in out:
                 stages.append(((stage,), out[name].seconds))
 
-        owner_of = attr.owners(refs, jobs, users, groups)
+        owner_of: Dict[str, attr.Owner] = {}
+        distinct = list(refs.items())
+        for start in range(0, len(distinct), CHUNK):
+            if time.monotonic() > deadline:
+                self._too_late(out, answers)
+                break
+            owner_of.update(attr.owners(dict(distinct[start : start + CHUNK]), jobs, users, groups))
+        del distinct
         results: Dict[str, attr.Attribution] = {}
         for stage, name, specs in (
             (
@@ -447,10 +420,11 @@ class ClusterCollector(Collector):
             ("build_write_throughput_metrics", WRITE, (JOB_WRITE, PROC_WRITE, UNATTRIBUTED_WRITE)),
         ):
             build_start = time.perf_counter()
-            if name in answers:
-                result = results[name] = attr.attribute(
-                    answers[name], owner_of, self._extra_labels(name)
-                )
+            result = self._attribute(answers, name, owner_of, deadline)
+            if result is None and name in answers:
+                self._too_late(out, answers, name)
+            if result is not None:
+                results[name] = result
                 job_spec, proc_spec, lost_spec = (spec.with_labels(*fs) for spec in specs)
                 if jobs is not None:
                     families.append(RowFamily(job_spec, result.jobs.items()))
@@ -460,6 +434,49 @@ class ClusterCollector(Collector):
             stages.append(((stage,), out[name].seconds + time.perf_counter() - build_start))
         self._report_lost(owner_of, refs, users)
         return families, stages, results
+
+    def _attribute(
+        self,
+        answers: Mapping[str, Any],
+        name: str,
+        owner_of: Mapping[str, attr.Owner],
+        deadline: float,
+    ) -> Optional[attr.Attribution]:
+        """One answer attributed in chunks; None if absent or not done by the deadline."""
+        rows = answers.get(name)
+        if rows is None:
+            return None
+        extra = self._extra_labels(name)
+        result = attr.Attribution()
+        for start in range(0, len(rows), CHUNK):
+            if time.monotonic() > deadline:
+                return None
+            attr.attribute(rows[start : start + CHUNK], owner_of, extra, into=result)
+        return result
+
+    def _too_late(
+        self,
+        out: Dict[str, SourceOutcome],
+        answers: Dict[str, Any],
+        *names: str,
+    ) -> None:
+        """Drop answers that could not be attributed by the deadline; their queries fail."""
+        for name in names or tuple(answers):
+            if answers.pop(name, None) is not None:
+                out[name] = SourceOutcome(name, out[name].seconds, None, f"{name}: {TOO_LATE}")
+
+    def _classify(
+        self, answers: Dict[str, Any], out: Dict[str, SourceOutcome], deadline: float
+    ) -> Dict[str, Ref]:
+        """Parse every distinct jobid of the answers once, within the deadline."""
+        distinct = list({jobid for rows in answers.values() for jobid in map(itemgetter(0), rows)})
+        refs: Dict[str, Ref] = {}
+        for start in range(0, len(distinct), CHUNK):
+            if time.monotonic() > deadline:
+                self._too_late(out, answers)
+                return {}
+            refs.update(attr.classify(distinct[start : start + CHUNK], self.grammar))
+        return refs
 
     def _extra_labels(self, name: str) -> Optional[Callable[[Sequence[Any]], Tuple[str, ...]]]:
         """Labels after the owner's: the MDT target for metadata, the fs with --metrics.fs-label."""
@@ -477,14 +494,16 @@ class ClusterCollector(Collector):
         refs: Mapping[str, Ref],
         users: Optional[Mapping[int, PasswdEntry]],
     ) -> None:
-        problems: Dict[Tuple[str, str], str] = {}
+        problems: List[Tuple[str, str]] = []
         debug = log.isEnabledFor(logging.DEBUG)
         for reason, jobid in attr.lost_ids(owner_of):
             if reason in attr.INPUT_PROBLEMS:
-                problems[(reason, jobid)] = _explain(reason, refs[jobid], users)
+                problems.append((reason, jobid))
             elif debug:
-                log.debug("jobid %r not attributed: %s", jobid, reason)
-        self.problems.report(problems, time.monotonic())
+                log.debug("jobid %s not attributed: %s", shown_id(jobid), reason)
+        self.problems.report(
+            problems, lambda reason, jobid: _explain(reason, refs[jobid], users), time.monotonic()
+        )
 
 
 def _overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:

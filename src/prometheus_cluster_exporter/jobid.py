@@ -14,7 +14,9 @@ Lustre keeps at most 31 bytes of a jobid. An id of that length may have been cut
 last field may be partial or missing. A partial host or name is still used, but a
 partial number (uid, job id) could name somebody else, so it is not trusted.
 
-Lustre 2.16 quotes some ids (``"1125"``); the quotes are removed first.
+Lustre 2.16 quotes some ids (``"1125"``); the quotes are removed first. An id longer than
+Lustre can produce (more than 31 bytes without its quotes) did not come from Lustre: it is
+unparsable without being parsed, so no id, however long, costs more than a short one.
 """
 
 from __future__ import annotations
@@ -152,10 +154,13 @@ class JobidGrammar:
     def parse(self, jobid: str) -> Ref:
         if len(jobid) >= 2 and jobid[0] == '"' and jobid[-1] == '"':
             jobid = jobid[1:-1]
-        truncated = len(jobid) >= JOBID_MAX_BYTES or (
-            # Characters outside ASCII take more than one byte.
-            not jobid.isascii() and len(jobid.encode("utf-8", "surrogatepass")) >= JOBID_MAX_BYTES
-        )
+        if len(jobid) > JOBID_MAX_BYTES:
+            return None
+        # Characters outside ASCII take more than one byte.
+        size = len(jobid) if jobid.isascii() else len(jobid.encode("utf-8", "surrogatepass"))
+        if size > JOBID_MAX_BYTES:
+            return None
+        truncated = size == JOBID_MAX_BYTES
         if self._fast_default and not truncated:
             return _parse_default(jobid)
         for fmt in self.formats:
