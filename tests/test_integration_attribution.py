@@ -143,12 +143,14 @@ def test_enumeration_and_keyed_answers_are_cached(
             s.value(PROC_READ, proc_name="python3", group_name="hpc-ldap", user_name="erin") == 6000
         )
     calls = [c["argv"] for c in fake_cluster.calls("getent")]
-    # The enumeration is not repeated within the TTL; keyed answers (found and not
-    # found) are remembered too.
+    # The enumeration is not repeated within the TTL, nor are keys that were found;
+    # keys not found (4242, 3999) are asked again, in case they exist by now.
     assert sorted(calls) == [
         ["group"],
+        ["group", "3999"],
         ["group", "3999", "5100"],
         ["passwd"],
+        ["passwd", "4242"],
         ["passwd", "4242", "5001"],
     ]
 

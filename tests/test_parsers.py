@@ -294,7 +294,7 @@ class _CannedClient:
     def __init__(self, body: bytes) -> None:
         self.body = body
 
-    def query(self, promql: str, deadline: float, what: str) -> bytes:
+    def query(self, promql: str, deadline: float, what: str, at: object = None) -> bytes:
         return self.body
 
 
@@ -307,18 +307,121 @@ def _source(body: bytes, **build: object) -> object:
 def test_typed_fast_path_equals_the_tolerant_parser() -> None:
     good = [s for s in load("read")["data"]["result"] if "jobid" in s["metric"]]  # type: ignore[index]
     body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": good}})
-    fast = _source(body.encode()).read_rates(0)  # type: ignore[attr-defined]
+    fast = _source(body.encode()).read_rates(math.inf)  # type: ignore[attr-defined]
     slow = parse_jobid_vector(json.loads(body), "jobid", "read query")
     assert fast == slow and fast.skipped == 2  # NaN and +Inf skipped on both paths
     meta = load("metadata")
     ok = [s for s in meta["data"]["result"] if "target" in s["metric"]]  # type: ignore[index]
     body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": ok}})
-    fast_md = _source(body.encode()).metadata_rates(0)  # type: ignore[attr-defined]
+    fast_md = _source(body.encode()).metadata_rates(math.inf)  # type: ignore[attr-defined]
     slow_md = parse_target_vector(json.loads(body), "jobid", "target", MDT, "metadata query")
     assert fast_md == slow_md and fast_md.skipped == 1  # the OST target
 
 
 def test_malformed_answer_falls_back_to_the_tolerant_parser() -> None:
     body = (FIXTURES / "prometheus-read.json").read_bytes()  # one sample lacks the label
-    parsed = _source(body).read_rates(0)  # type: ignore[attr-defined]
+    parsed = _source(body).read_rates(math.inf)  # type: ignore[attr-defined]
     assert parsed == parse_jobid_vector(load("read"), "jobid", "read query")
+
+
+# A number longer than Python's int-from-string limit (4300 digits on 3.11+), and one
+# merely absurd for a 32-bit Slurm job id, uid or gid.
+HUGE = b"9" * 5000
+LONG = b"1" + b"0" * 24
+
+
+@pytest.mark.parametrize("number", [HUGE, LONG])
+def test_squeue_huge_job_id_costs_only_its_line(number: bytes) -> None:
+    parsed = parse_squeue(b"1 acct user\n" + number + b" acct user\n2 acct2 user2\n")
+    assert parsed.items == [SlurmJob("1", "acct", "user"), SlurmJob("2", "acct2", "user2")]
+    assert parsed.skipped == 1
+
+
+@pytest.mark.parametrize("number", [HUGE, LONG])
+def test_sacct_huge_job_id_costs_only_its_line(number: bytes) -> None:
+    parsed = parse_sacct(b"4999|geology|frank\n" + number + b"|a|b\n")
+    assert parsed.items == [SlurmJob("4999", "geology", "frank")]
+    assert parsed.skipped == 1
+
+
+def test_leading_zeros_are_not_too_long() -> None:
+    assert parse_squeue(b"000000004242 a u\n").items == [SlurmJob("4242", "a", "u")]
+
+
+@pytest.mark.parametrize("number", [HUGE, LONG])
+def test_getent_huge_ids_cost_only_their_line(number: bytes) -> None:
+    n = number.decode()
+    for line in (f"a:x:{n}:1::/:/bin/sh", f"a:x:7:{n}::/:/bin/sh"):
+        parsed = parse_passwd(f"root:x:0:0::/:/bin/sh\n{line}\n".encode())
+        assert parsed.items == {0: PasswdEntry("root", 0)} and parsed.skipped == 1
+    parsed = parse_group(f"root:x:0:\nbig:x:{n}:\n".encode())
+    assert parsed.items == {0: "root"} and parsed.skipped == 1
+
+
+def _squeue_json(*entries: object, raw: str = "") -> bytes:
+    """A ``squeue --json`` document; ``raw`` is inserted verbatim as a first entry."""
+    body = ", ".join(json.dumps(e) for e in entries)
+    return ('{"meta": {}, "jobs": [' + (raw + ", " if raw else "") + body + "]}").encode()
+
+
+GOOD = {"job_id": 7, "account": "a", "user_name": "u"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"job_id": ' + HUGE.decode() + ', "account": "a", "user_name": "x"}',
+        '{"job_id": {"set": true, "number": ' + HUGE.decode() + '}, "user_name": "x"}',
+        '{"job_id": 1e400, "account": "a", "user_name": "x"}',
+        '{"job_id": ' + LONG.decode() + ', "account": "a", "user_name": "x"}',
+        '{"job_id": {"set": true, "number": {"set": true, "number": 5}}, "user_name": "x"}',
+        '{"job_id": {"set": true, "infinite": true, "number": 5}, "user_name": "x"}',
+        '{"job_id": {"set": false, "number": 5}, "user_name": "x"}',
+        '{"job_id": 5.0, "user_name": "x"}',
+        '{"job_id": "5", "user_name": "x"}',
+        '{"job_id": true, "user_name": "x"}',
+        '{"job_id": -5, "user_name": "x"}',
+        '{"job_id": [5], "user_name": "x"}',
+        '{"job_id": 5, "user_name": 5}',
+        '{"job_id": 5, "user_name": "x", "account": 5}',
+        "[5]",
+        '"job"',
+        "null",
+        "5",
+    ],
+)
+def test_squeue_json_odd_entry_costs_only_that_entry(raw: str) -> None:
+    parsed = parse_squeue_json(_squeue_json(GOOD, raw=raw))
+    assert parsed.items == [SlurmJob("7", "a", "u")]
+    assert parsed.skipped == 1
+
+
+@pytest.mark.parametrize("het", [HUGE.decode(), LONG.decode(), "1e400", '{"number": -1}'])
+def test_squeue_json_odd_het_leader_is_no_alias(het: str) -> None:
+    raw = '{"job_id": 8, "het_job_id": ' + het + ', "account": "b", "user_name": "v"}'
+    parsed = parse_squeue_json(_squeue_json(GOOD, raw=raw))
+    # An entry that cannot be decoded at all is skipped; either way there is no alias.
+    assert parsed.items in (
+        [SlurmJob("8", "b", "v"), SlurmJob("7", "a", "u")],
+        [SlurmJob("7", "a", "u")],
+    )
+    assert len(parsed.items) + parsed.skipped == 2
+
+
+def test_squeue_json_huge_numbers_outside_the_jobs_are_ignored() -> None:
+    output = _squeue_json(GOOD).replace(b'"meta": {}', b'"meta": {"n": ' + HUGE + b", f: 1e999}")
+    output = output.replace(b"f:", b'"f":')
+    assert parse_squeue_json(output).items == [SlurmJob("7", "a", "u")]
+
+
+def test_squeue_json_without_msgspec_skips_huge_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_cluster_exporter import jsonutil
+
+    monkeypatch.setattr(jsonutil, "msgspec", None)
+    raw = '{"job_id": ' + HUGE.decode() + ', "account": "a", "user_name": "x"}'
+    parsed = parse_squeue_json(_squeue_json(GOOD, raw=raw))
+    assert parsed.items == [SlurmJob("7", "a", "u")] and parsed.skipped == 1
+    with pytest.raises(SourceError, match="squeue --json"):
+        parse_squeue_json(b'{"jobs": [')
+    with pytest.raises(SourceError, match="no jobs list"):
+        parse_squeue_json(b'{"jobs": 5}')

@@ -1,40 +1,45 @@
 """Small in-memory caches with expiry, for lookups that are safe to repeat less often.
 
-They hold state between scrapes but do no I/O; the clock is injectable for tests.
+They hold state between scrapes but do no I/O themselves (``TTLCache.through`` calls
+the lookup it is given); the clock is injectable for tests.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, Dict, Generic, Hashable, Iterable, List, Optional, Tuple, TypeVar
+
+from prometheus_cluster_exporter.records import Parsed
+
+log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-_MISSING = object()
-
 
 class TTLCache(Generic[K, V]):
-    """Positive entries live ``ttl`` seconds, negative ones (known absent) ``negative_ttl``.
+    """Answers of a keyed lookup, each kept ``ttl`` seconds.
 
-    At most ``max_entries`` are kept; past that the oldest entries are dropped.
+    Only answers are kept: a key the lookup did not find is asked again the next time,
+    so an id that appears later (a user added to the directory, a job that accounting
+    records only after a delay) is resolved as soon as it exists. At most ``max_entries`` are
+    kept; past that the oldest entries are dropped.
     """
 
     def __init__(
         self,
         ttl: float,
-        negative_ttl: float,
         max_entries: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl = ttl
-        self.negative_ttl = negative_ttl
         self.max_entries = max_entries
         self.clock = clock
-        self._entries: Dict[K, Tuple[float, object]] = {}
+        self._entries: Dict[K, Tuple[float, V]] = {}
 
     def split(self, keys: Iterable[K]) -> Tuple[Dict[K, V], List[K]]:
-        """(cached hits, keys to look up). Keys cached as absent are in neither."""
+        """(cached answers, keys to look up), in the order of ``keys``."""
         now = self.clock()
         hits: Dict[K, V] = {}
         missing: List[K] = []
@@ -42,23 +47,49 @@ class TTLCache(Generic[K, V]):
             entry = self._entries.get(key)
             if entry is None or entry[0] <= now:
                 missing.append(key)
-            elif entry[1] is not _MISSING:
-                hits[key] = entry[1]  # type: ignore[assignment]
+            else:
+                hits[key] = entry[1]
         return hits, missing
 
     def put(self, key: K, value: V) -> None:
-        self._store(key, value, self.ttl)
-
-    def put_absent(self, key: K) -> None:
-        self._store(key, _MISSING, self.negative_ttl)
-
-    def _store(self, key: K, value: object, ttl: float) -> None:
-        if ttl <= 0:
+        if self.ttl <= 0:
             return
         self._entries.pop(key, None)
-        self._entries[key] = (self.clock() + ttl, value)
+        self._entries[key] = (self.clock() + self.ttl, value)
         if len(self._entries) > self.max_entries:
             self._evict()
+
+    def through(
+        self,
+        keys: Iterable[K],
+        fetch: Callable[[List[K]], Parsed[Dict[K, V]]],
+        limit: int,
+        what: str,
+    ) -> Parsed[Dict[K, V]]:
+        """Answers for ``keys``: from the cache, the others with one call of ``fetch``.
+
+        At most ``limit`` keys are fetched, the first ones in the order of ``keys``;
+        the rest get no answer this time (and a WARNING says so).
+        """
+        found, missing = self.split(keys)
+        if len(missing) > limit:
+            log.warning(
+                "%s: looking up only %d of the %d ids not known yet; the rest stay "
+                "unattributed this scrape",
+                what,
+                limit,
+                len(missing),
+            )
+            missing = missing[:limit]
+        if not missing:
+            return Parsed(found)
+        looked = fetch(missing)
+        for key in missing:
+            value = looked.items.get(key)
+            if value is not None:
+                self.put(key, value)
+                found[key] = value
+        return Parsed(found, looked.skipped)
 
     def _evict(self) -> None:
         now = self.clock()

@@ -23,6 +23,7 @@ from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector, gc_paused
 from prometheus_cluster_exporter.config import (
     DEFAULT_GETENT_CACHE_TTL,
+    DEFAULT_MAX_COMMAND_OUTPUT_BYTES,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_PORT,
     DEFAULT_TIMEOUT,
@@ -303,6 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="sacct executable (default: sacct on PATH)",
     )
+    _flag(
+        s,
+        "max-command-output-bytes",
+        dest="max_command_output_bytes",
+        type=int,
+        default=DEFAULT_MAX_COMMAND_OUTPUT_BYTES,
+        metavar="BYTES",
+        help="kill squeue, getent or sacct once it has printed more than this, 0 for no "
+        f"limit (default {DEFAULT_MAX_COMMAND_OUTPUT_BYTES})",
+    )
 
     d = p.add_argument_group("other")
     _flag(d, "once", action="store_true",
@@ -349,6 +360,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> Config:
             squeue_path=args.squeue_path,
             getent_path=args.getent_path,
             max_response_bytes=args.max_response_bytes,
+            max_command_output_bytes=args.max_command_output_bytes,
             telemetry_path=args.telemetry_path,
             demo=args.demo,
             once=args.once,
@@ -439,10 +451,11 @@ def build_collector(config: Config) -> ClusterCollector:
             key_file=config.promserver_key_file,
         )
         lustre = PrometheusLustreSource(client, queries)
-        jobs = SqueueSource(config.squeue_path, json=config.squeue_json)
-        identities = GetentSource(config.getent_path)
+        cap = config.max_command_output_bytes
+        jobs = SqueueSource(config.squeue_path, json=config.squeue_json, max_output=cap)
+        identities = GetentSource(config.getent_path, max_output=cap)
         if config.sacct:
-            job_lookup = CachedJobLookup(SacctSource(config.sacct_path))
+            job_lookup = CachedJobLookup(SacctSource(config.sacct_path, max_output=cap))
     return ClusterCollector(
         lustre,
         jobs,
@@ -578,9 +591,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if web is not None:
         log.info("Web access: %s", web.describe())
 
-    thread = threading.Thread(target=server.serve_forever, name="http-accept", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     stop.wait()
+    # Closes the listening socket and every connection; page calls still running are
+    # waited for at most a couple of seconds (they run on daemon threads).
     server.shutdown()
     server.server_close()
     collector.close()
@@ -589,6 +604,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _redacted(url: Optional[str]) -> str:
-    from prometheus_cluster_exporter.sources.prometheus import redact_url
+    from prometheus_cluster_exporter.upstream import redact_url
 
     return redact_url(url or "")

@@ -11,14 +11,16 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
-from urllib.parse import urlsplit
 
+from prometheus_cluster_exporter.credentials import read_token
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, tokenize
+from prometheus_cluster_exporter.upstream import parse_server_url
 
 DEFAULT_PORT = 9846
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_TIMERANGE = "1m"
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_COMMAND_OUTPUT_BYTES = 256 * 1024 * 1024
 DEFAULT_GETENT_CACHE_TTL = 300.0
 JOB_GRACE_MARGIN = 60.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -74,6 +76,7 @@ class Config:
     squeue_path: str = "squeue"
     getent_path: str = "getent"
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_command_output_bytes: int = DEFAULT_MAX_COMMAND_OUTPUT_BYTES
     telemetry_path: str = "/metrics"
     demo: bool = False
     once: bool = False
@@ -99,7 +102,8 @@ class Config:
         if self.promserver_password_file and not self.promserver_user:
             raise ConfigError("--promserver.password-file needs --promserver.user")
         if self.promserver_bearer_token_file and (
-            self.promserver_user or (self.promserver and urlsplit(self.promserver).username)
+            self.promserver_user
+            or (self.promserver and parse_server_url(self.promserver).username is not None)
         ):
             raise ConfigError("--promserver.bearer-token-file and basic auth exclude each other")
         if bool(self.promserver_cert_file) != bool(self.promserver_key_file):
@@ -114,6 +118,11 @@ class Config:
         ):
             if path is not None and not os.access(path, os.R_OK):
                 raise ConfigError(f"{flag}: cannot read {path}")
+        if self.promserver_bearer_token_file:
+            try:
+                read_token(self.promserver_bearer_token_file)
+            except ValueError as exc:
+                raise ConfigError(f"--promserver.bearer-token-file: {exc}") from None
 
     def promserver_password(self) -> str:
         """The upstream basic-auth password (read from its file; never logged)."""
@@ -139,11 +148,10 @@ class Config:
         elif not self.promserver:
             raise ConfigError("--promserver is required (e.g. --promserver=http://prometheus:9090)")
         if self.promserver:
-            parts = urlsplit(self.promserver)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(
-                    f"--promserver: expected an http:// or https:// URL, got {self.promserver!r}"
-                )
+            try:
+                parse_server_url(self.promserver)
+            except ValueError as exc:
+                raise ConfigError(f"--promserver: {exc}") from None
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port: {self.port} is out of range 0-65535")
         if not self.timeout > 0 or self.timeout > 3600:
@@ -182,8 +190,12 @@ class Config:
             raise ConfigError(f"--lustre.mdt-target-regex: {exc}") from None
         if '"' in self.mdt_target_regex:
             raise ConfigError("--lustre.mdt-target-regex: must not contain a double quote")
-        if self.max_response_bytes < 0:
-            raise ConfigError("--max-response-bytes: must be 0 (no limit) or positive")
+        for flag, size in (
+            ("--max-response-bytes", self.max_response_bytes),
+            ("--max-command-output-bytes", self.max_command_output_bytes),
+        ):
+            if size < 0:
+                raise ConfigError(f"{flag}: must be 0 (no limit) or positive")
         if not self.telemetry_path.startswith("/") or self.telemetry_path == "/":
             raise ConfigError("--web.telemetry-path: must start with / and not be /")
         for flag, value in (

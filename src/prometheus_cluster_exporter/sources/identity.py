@@ -11,7 +11,7 @@ SSSD or LDAP can be killed when the scrape deadline passes.
 
 Where SSSD runs with ``enumerate = false`` (its default) a bare ``getent passwd`` lists
 only local users; uids and gids missing from the enumeration are therefore looked up by
-key (``getent passwd 1001 1002 ...``), one call per scrape for all of them.
+key (``getent passwd 1001 1002 ...``), a few thousand per call.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from prometheus_cluster_exporter.records import (
     checked,
 )
 from prometheus_cluster_exporter.sources import IdentitySource
-from prometheus_cluster_exporter.sources.command import run_command
+from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,19 @@ V = TypeVar("V")
 
 # getent exits 2 when one or more keys were not found; what it found is still printed.
 _KEYS_NOT_FOUND = 2
+# Keys per keyed getent call, and their length with separators, at most: well within
+# the smallest limit the kernel puts on an argument list (128 KiB).
+MAX_KEYS_PER_CALL = 4096
+MAX_KEYS_BYTES = 64 * 1024
+# uids (and gids) looked up by key per scrape at most.
+MAX_ID_LOOKUPS = 20_000
+# uids and gids are 32-bit: a longer digit string is garbage, not an id.
+MAX_ID_DIGITS = 20
 
 
 def _id(text: str) -> int:
-    if not text.isdigit() or not text.isascii():
-        raise ValueError(text)
+    if len(text) > MAX_ID_DIGITS or not text.isdigit() or not text.isascii():
+        raise ValueError(text[:40])
     return int(text)
 
 
@@ -80,43 +88,68 @@ def parse_group(output: bytes) -> Parsed[GroupTable]:
 
 
 class GetentSource:
-    """Enumerates (and looks up by key) the passwd and group databases with getent."""
+    """Enumerates (and looks up by key) the passwd and group databases with getent.
 
-    def __init__(self, getent: str = "getent") -> None:
+    Keys go in at most ``MAX_KEYS_PER_CALL`` per call (the whole argument list must stay
+    within the kernel's limit), one call after the other within the same deadline. A
+    call that fails fails the whole lookup.
+    """
+
+    def __init__(self, getent: str = "getent", max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self.getent = getent
+        self.max_output = max_output
 
     def users(self, deadline: float) -> Parsed[UserTable]:
-        return parse_passwd(run_command([self.getent, "passwd"], deadline, name="getent passwd"))
+        return parse_passwd(self._run([self.getent, "passwd"], deadline, "getent passwd"))
 
     def groups(self, deadline: float) -> Parsed[GroupTable]:
-        return parse_group(run_command([self.getent, "group"], deadline, name="getent group"))
+        return parse_group(self._run([self.getent, "group"], deadline, "getent group"))
 
     def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]:
-        return parse_passwd(self._keyed("passwd", uids, "uid", deadline))
+        return self._keyed("passwd", uids, "uid", parse_passwd, deadline)
 
     def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]:
-        return parse_group(self._keyed("group", gids, "gid", deadline))
+        return self._keyed("group", gids, "gid", parse_group, deadline)
 
-    def _keyed(self, database: str, keys: Sequence[int], kind: str, deadline: float) -> bytes:
+    def _run(self, argv: List[str], deadline: float, name: str, ok: Sequence[int] = (0,)) -> bytes:
+        return run_command(argv, deadline, name=name, ok_status=ok, max_output=self.max_output)
+
+    def _keyed(
+        self,
+        database: str,
+        keys: Sequence[int],
+        kind: str,
+        parse: Callable[[bytes], Parsed[Dict[int, V]]],
+        deadline: float,
+    ) -> Parsed[Dict[int, V]]:
         """``getent DATABASE KEY...``: the entries found (status 2 = some keys missing)."""
-        return run_command(
-            [self.getent, database, *map(str, keys)],
-            deadline,
-            name=f"getent {database} (by {kind})",
-            ok_status=(0, _KEYS_NOT_FOUND),
-        )
+        table: Dict[int, V] = {}
+        skipped = 0
+        for batch in batches([str(k) for k in keys], MAX_KEYS_PER_CALL, MAX_KEYS_BYTES):
+            out = self._run([self.getent, database, *batch], deadline,
+                            f"getent {database} (by {kind})", (0, _KEYS_NOT_FOUND))  # fmt: skip
+            parsed = parse(out)
+            for key, value in parsed.items.items():
+                table.setdefault(key, value)
+            skipped += parsed.skipped
+        return Parsed(table, skipped)
 
 
 class CachedIdentities:
-    """An IdentitySource that keeps the enumeration for ``ttl`` seconds and remembers
-    keyed lookups: found entries for ``ttl``, absent ones for ``negative_ttl``."""
+    """An IdentitySource that keeps the enumeration for ``ttl`` seconds and the answers
+    of keyed lookups as long. An id a keyed lookup did not find is asked again on the
+    next scrape (a user just added to the directory is named at once); at most
+    ``max_lookups`` ids are asked per scrape."""
 
-    def __init__(self, source: IdentitySource, ttl: float, negative_ttl: float = 60.0) -> None:
+    def __init__(
+        self, source: IdentitySource, ttl: float, max_lookups: int = MAX_ID_LOOKUPS
+    ) -> None:
         self.source = source
+        self.max_lookups = max_lookups
         self._users: Memo[Parsed[UserTable]] = Memo(ttl)
         self._groups: Memo[Parsed[GroupTable]] = Memo(ttl)
-        self._uid_cache: TTLCache[int, PasswdEntry] = TTLCache(ttl, negative_ttl)
-        self._gid_cache: TTLCache[int, str] = TTLCache(ttl, negative_ttl)
+        self._uid_cache: TTLCache[int, PasswdEntry] = TTLCache(ttl)
+        self._gid_cache: TTLCache[int, str] = TTLCache(ttl)
 
     def users(self, deadline: float) -> Parsed[UserTable]:
         cached = self._users.get()
@@ -133,28 +166,13 @@ class CachedIdentities:
         return cached
 
     def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]:
-        return _through_cache(self._uid_cache, uids, self.source.lookup_users, deadline)
+        return self._uid_cache.through(
+            uids, lambda keys: self.source.lookup_users(keys, deadline), self.max_lookups,
+            "getent passwd (by uid)",
+        )  # fmt: skip
 
     def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]:
-        return _through_cache(self._gid_cache, gids, self.source.lookup_groups, deadline)
-
-
-def _through_cache(
-    cache: TTLCache[int, V],
-    keys: Sequence[int],
-    fetch: Callable[[Sequence[int], float], Parsed[Dict[int, V]]],
-    deadline: float,
-) -> Parsed[Dict[int, V]]:
-    """Answer from the cache; look up the rest in one call and remember the answers."""
-    found, missing = cache.split(keys)
-    if not missing:
-        return Parsed(found)
-    looked = fetch(missing, deadline)
-    for key in missing:
-        value = looked.items.get(key)
-        if value is None:
-            cache.put_absent(key)
-        else:
-            cache.put(key, value)
-            found[key] = value
-    return Parsed(found, looked.skipped)
+        return self._gid_cache.through(
+            gids, lambda keys: self.source.lookup_groups(keys, deadline), self.max_lookups,
+            "getent group (by gid)",
+        )  # fmt: skip

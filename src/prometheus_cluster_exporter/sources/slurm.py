@@ -14,24 +14,36 @@ finished jobs, ``|``-separated::
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
+from prometheus_cluster_exporter import jsonutil
 from prometheus_cluster_exporter.cache import TTLCache
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.jsonutil import DecodeError, loads
 from prometheus_cluster_exporter.records import Parsed, SlurmJob, checked
 from prometheus_cluster_exporter.sources import JobLookup
-from prometheus_cluster_exporter.sources.command import run_command
+from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
 
 log = logging.getLogger(__name__)
 
 SQUEUE_FORMAT = "%A %a %u"
 NO_ACCOUNT = "(null)"
+# Slurm job ids are 32-bit; anything longer is garbage, and converting a long enough
+# digit string would even raise (Python's int-from-string limit).
+MAX_ID_DIGITS = 20
+_MAX_ID = 10**MAX_ID_DIGITS - 1
+# The -j argument of one sacct call (a single argument may not exceed 128 KiB).
+MAX_JOBIDS_BYTES = 64 * 1024
+# Job ids looked up with sacct per scrape at most.
+MAX_JOB_LOOKUPS = 20_000
 
 
 def _jobid(text: str) -> Optional[str]:
-    return str(int(text)) if text.isdigit() and text.isascii() else None
+    if len(text) > MAX_ID_DIGITS or not text.isdigit() or not text.isascii():
+        return None
+    return str(int(text))
 
 
 def parse_squeue(output: bytes) -> Parsed[List[SlurmJob]]:
@@ -57,23 +69,64 @@ def _number(value: Any) -> Optional[int]:
         if not value.get("set", True) or value.get("infinite"):
             return None
         value = value.get("number")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
         return None
     return value
 
 
+def _bounded_int(text: str) -> Optional[int]:
+    """``parse_int`` of the standard json module: too long a number decodes as None."""
+    return int(text) if len(text) <= MAX_ID_DIGITS + 1 else None
+
+
+@functools.cache
+def _listing_decoder(msgspec: Any) -> Any:
+    listing = msgspec.defstruct("Listing", [("jobs", List[msgspec.Raw])])
+    return msgspec.json.Decoder(listing)
+
+
+def _job_entries(output: bytes) -> List[Any]:
+    """The ``jobs`` list of a ``squeue --json`` document.
+
+    With msgspec each entry is decoded on its own, so one that cannot be (a number out
+    of range) costs only itself: the decoding error stands in for it. The standard
+    library decodes over-long integers as None instead.
+    """
+    msgspec = jsonutil.msgspec
+    if msgspec is None:
+        try:
+            payload = json.loads(output, parse_int=_bounded_int)
+        except ValueError as exc:
+            raise SourceError(f"squeue --json: output is not valid JSON: {exc}") from None
+        jobs = payload.get("jobs") if isinstance(payload, dict) else None
+        if not isinstance(jobs, list):
+            raise SourceError("squeue --json: output has no jobs list")
+        return jobs
+    try:
+        raws = _listing_decoder(msgspec).decode(output).jobs
+    except msgspec.ValidationError as exc:
+        raise SourceError(f"squeue --json: output has no jobs list: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise SourceError(f"squeue --json: output is not valid JSON: {exc}") from None
+    entries: List[Any] = []
+    for raw in raws:
+        try:
+            entries.append(msgspec.json.decode(raw))
+        except msgspec.DecodeError as exc:
+            entries.append(exc)
+    return entries
+
+
 def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
     """Parse ``squeue --json`` (Slurm 22.05 and later shapes)."""
-    try:
-        payload = loads(output)
-    except DecodeError as exc:
-        raise SourceError(f"squeue --json: output is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("jobs"), list):
-        raise SourceError("squeue --json: output has no jobs list")
     jobs: List[SlurmJob] = []
     aliases: List[SlurmJob] = []
     skipped = 0
-    for entry in payload["jobs"]:
+    for entry in _job_entries(output):
+        if isinstance(entry, ValueError):
+            skipped += 1
+            log.debug("squeue --json: skipping a job entry that cannot be decoded: %.200s", entry)
+            continue
         try:
             jobid = _number(entry["job_id"])
             account = entry.get("account") or NO_ACCOUNT
@@ -116,8 +169,11 @@ def parse_sacct(output: bytes) -> Parsed[List[SlurmJob]]:
 class SqueueSource:
     """Runs squeue as a child process on every scrape."""
 
-    def __init__(self, squeue: str = "squeue", json: bool = False) -> None:
+    def __init__(
+        self, squeue: str = "squeue", json: bool = False, max_output: int = DEFAULT_MAX_OUTPUT
+    ) -> None:
         self.json = json
+        self.max_output = max_output
         if json:
             self.argv = [squeue, "--json"]
         else:
@@ -125,42 +181,58 @@ class SqueueSource:
 
     def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]:
         name = "squeue --json" if self.json else "squeue"
-        out = run_command(self.argv, deadline, name=name)
+        out = run_command(self.argv, deadline, name=name, max_output=self.max_output)
         return parse_squeue_json(out) if self.json else parse_squeue(out)
 
 
 class SacctSource:
-    """Looks up jobs squeue no longer lists, in one sacct call per scrape."""
+    """Looks up jobs squeue no longer lists with sacct.
 
-    def __init__(self, sacct: str = "sacct") -> None:
+    The ids go in as one ``-j`` argument of at most ``MAX_JOBIDS_BYTES`` (the kernel
+    refuses a single argument over 128 KiB), in as many calls as that takes, one after
+    the other within the same deadline. A call that fails fails the whole lookup.
+    """
+
+    def __init__(self, sacct: str = "sacct", max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self.sacct = sacct
+        self.max_output = max_output
 
     def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]:
-        argv = [self.sacct, "-X", "-n", "-P", "-a", "-j", ",".join(jobids),
-                "-o", "JobIDRaw,Account,User"]  # fmt: skip
-        return parse_sacct(run_command(argv, deadline, name="sacct"))
+        jobs: List[SlurmJob] = []
+        skipped = 0
+        for batch in batches(jobids, len(jobids), MAX_JOBIDS_BYTES):
+            argv = [self.sacct, "-X", "-n", "-P", "-a", "-j", ",".join(batch),
+                    "-o", "JobIDRaw,Account,User"]  # fmt: skip
+            out = run_command(argv, deadline, name="sacct", max_output=self.max_output)
+            parsed = parse_sacct(out)
+            jobs += parsed.items
+            skipped += parsed.skipped
+        return Parsed(jobs, skipped)
 
 
 class CachedJobLookup:
-    """Remembers sacct answers: a finished job's owner never changes (kept ``ttl``); an
-    id sacct does not know is asked again after ``negative_ttl``."""
+    """Remembers sacct answers for ``ttl`` (a finished job's owner never changes).
 
-    def __init__(self, source: JobLookup, ttl: float = 3600.0, negative_ttl: float = 60.0):
+    An id sacct does not know is asked again on the next scrape: accounting records a
+    job a few seconds after squeue shows it. At most ``max_lookups`` ids are asked per
+    scrape, the newest (highest) first.
+    """
+
+    def __init__(
+        self, source: JobLookup, ttl: float = 3600.0, max_lookups: int = MAX_JOB_LOOKUPS
+    ) -> None:
         self.source = source
-        self.cache: TTLCache[str, SlurmJob] = TTLCache(ttl, negative_ttl)
+        self.max_lookups = max_lookups
+        self.cache: TTLCache[str, SlurmJob] = TTLCache(ttl)
 
     def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]:
-        found, missing = self.cache.split(jobids)
-        skipped = 0
-        if missing:
+        def fetch(missing: List[str]) -> Parsed[Dict[str, SlurmJob]]:
             looked = self.source.lookup_jobs(missing, deadline)
-            skipped = looked.skipped
-            answered = {job.jobid: job for job in looked.items}
-            for jobid in missing:
-                job = answered.get(jobid)
-                if job is None:
-                    self.cache.put_absent(jobid)
-                else:
-                    self.cache.put(jobid, job)
-                    found[jobid] = job
-        return Parsed(list(found.values()), skipped)
+            answered: Dict[str, SlurmJob] = {}
+            for job in looked.items:
+                answered.setdefault(job.jobid, job)
+            return Parsed(answered, looked.skipped)
+
+        newest = sorted(jobids, key=lambda jobid: (len(jobid), jobid), reverse=True)
+        found = self.cache.through(newest, fetch, self.max_lookups, "sacct")
+        return Parsed(list(found.items.values()), found.skipped)
