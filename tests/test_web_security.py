@@ -3,6 +3,7 @@ with curl; invalid web configs refused at start-up; upstream credentials and TLS
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import ssl
@@ -14,6 +15,7 @@ from typing import Callable, List
 import bcrypt
 import pytest
 
+from prometheus_cluster_exporter.webconfig import BasicAuth
 from tests.helpers import Exporter, FakePrometheus
 from tests.tlsutil import Pki, make_pki
 
@@ -77,6 +79,12 @@ def test_tls_and_basic_auth_with_curl(
     assert status_of(curl("--cacert", str(pki.ca), url)) == "401"
     assert status_of(curl("--cacert", str(pki.ca), "-u", "prometheus:wrong", url)) == "401"
     assert status_of(curl("--cacert", str(pki.ca), "-u", f"nobody:{PASSWORD}", url)) == "401"
+    # A password over bcrypt's 72 bytes is refused with 401, not a dropped connection.
+    assert status_of(curl("--cacert", str(pki.ca), "-u", "prometheus:" + "x" * 100, url)) == "401"
+    # The scheme name is case-insensitive.
+    token = base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
+    lower = curl("--cacert", str(pki.ca), "-H", f"Authorization: basic {token}", url)
+    assert status_of(lower) == "200", lower.stderr
     # The certificate is checked by the client: another CA does not trust it.
     untrusted = curl("--cacert", str(pki.other_ca), "-u", f"prometheus:{PASSWORD}", url)
     assert untrusted.returncode != 0
@@ -128,6 +136,78 @@ def test_slow_tls_handshake_does_not_block_other_clients(
     finally:
         for sock in idle:
             sock.close()
+
+
+# -- basic auth checks ----------------------------------------------------------------------
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_passwords_over_72_bytes_compare_their_first_72_as_go_does() -> None:
+    long = "p" * 72 + "-ignored-tail"
+    auth = BasicAuth({"alice": bcrypt.hashpw(b"p" * 72, bcrypt.gensalt(rounds=4)).decode()})
+    assert auth.check(basic("alice", long))  # Go's CompareHashAndPassword accepts it too
+    assert auth.check(basic("alice", "p" * 72))
+    assert not auth.check(basic("alice", "q" * 100))  # no exception, just a refusal
+    assert not auth.check(basic("nobody", "q" * 100))
+
+
+def test_basic_scheme_is_case_insensitive() -> None:
+    auth = BasicAuth({"alice": bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()})
+    for scheme in ("Basic", "basic", "BASIC", "bAsIc"):
+        assert auth.check(basic("alice", "pw").replace("Basic", scheme, 1))
+    assert not auth.check(basic("alice", "pw").replace("Basic", "Bearer", 1))
+    assert not auth.check("Basic")
+
+
+class FakeClock:
+    """Time that passes only when bcrypt runs: 10 ms at cost 4, 40 ms at cost 6."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def cost(self, hashed: bytes) -> None:
+        self.now += {4: 0.010, 6: 0.040}[int(hashed[4:6])]
+
+
+def test_unknown_users_cost_as_much_as_the_dearest_known_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cheap = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4)).decode()
+    dear = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=6)).decode()
+    clock = FakeClock()
+    real_checkpw, real_hashpw = bcrypt.checkpw, bcrypt.hashpw
+    costs: List[int] = []
+
+    def checkpw(password: bytes, hashed: bytes) -> bool:
+        costs.append(int(hashed[4:6]))
+        clock.cost(hashed)
+        return bool(real_checkpw(password, hashed))
+
+    def hashpw(password: bytes, salt: bytes) -> bytes:
+        clock.cost(salt)
+        return bytes(real_hashpw(password, salt))
+
+    monkeypatch.setattr(bcrypt, "checkpw", checkpw)
+    monkeypatch.setattr(bcrypt, "hashpw", hashpw)
+    auth = BasicAuth({"cheap": cheap, "dear": dear}, clock=clock)
+    assert auth.failure_floor == pytest.approx(0.040)  # one check at the highest cost
+    costs.clear()
+    auth.verify(basic("nobody", "right"))
+    assert costs == [6]  # the stand-in hash has the highest configured cost
+    refusals = [basic("nobody", "x"), basic("cheap", "wrong"), basic("dear", "wrong"),
+                "Basic !!!", "Bearer abc", None, basic("cheap", "x" * 200)]  # fmt: skip
+    for header in refusals:
+        started = clock.now
+        ok, pad = auth.verify(header)
+        assert not ok
+        assert clock.now - started + pad == pytest.approx(0.040), header  # all alike
+    assert auth.verify(basic("cheap", "right")) == (True, 0.0)
 
 
 def bad_config_cases(pki: Pki, password_hash: str) -> List[tuple[dict | str, str]]:
@@ -192,8 +272,6 @@ def test_upstream_basic_auth_from_files(
                               f"--promserver.password-file={tmp_path / 'password'}",
                               "--log=TRACE")  # fmt: skip
     assert exporter.scrape().value("cluster_exporter_scrape_ok") == 1
-    import base64
-
     expected = "Basic " + base64.b64encode(b"exporter:upstream-Secret").decode()
     assert {h.get("Authorization") for h in fake_prometheus.headers} == {expected}
     assert "upstream-Secret" not in exporter.log()

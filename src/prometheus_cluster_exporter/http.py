@@ -1,32 +1,216 @@
 """The HTTP server: landing page at ``/`` and the exposition at ``/metrics``.
 
-Requests are served by a bounded pool of threads, so a burst of scrapes cannot create
-unbounded threads; each connection has a socket timeout so an idle client cannot hold a
-worker forever.
+One asyncio event loop, on the thread that calls ``serve_forever()``, accepts every
+connection and does the TLS handshakes, request reading and answer writing
+(``httpconn``), so slow, idle or hostile clients cost a little memory and never a
+thread. Only the page functions, which block (a collect can take seconds), run on a small
+fixed pool of daemon threads, with a bound on the requests waiting for one (past it the
+answer is 503 at once). When the process runs out of file descriptors, asyncio stops
+accepting and retries a second later instead of spinning.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import gzip
 import html
 import logging
 import socket
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Callable, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.exposition import CONTENT_TYPE
+from prometheus_cluster_exporter.httpconn import Connection, Connections, Limits
+from prometheus_cluster_exporter.httpmsg import Request, Response, accepts_gzip, plain
 from prometheus_cluster_exporter.webconfig import WebConfig
+from prometheus_cluster_exporter.workers import WorkerPool
+
+__all__ = ["ExporterServer", "Limits", "PooledHTTPServer", "default_landing_page"]
 
 log = logging.getLogger(__name__)
 
 HTTP_WORKERS = 8
-CONNECTION_TIMEOUT = 30.0
+LISTEN_BACKLOG = 256
+SHUTDOWN_GRACE = 2.0  # how long shutdown() waits for page calls in progress
+CONNECTION_TIMEOUT = 30.0  # PooledHTTPServer: per socket operation
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class ExporterServer:
+    """The exporter's server: landing page and metrics page, on IPv4 or IPv6.
+
+    The socket is bound by the constructor (an OSError tells the address is unusable);
+    ``serve_forever()`` serves until ``shutdown()`` is called from another thread, which
+    closes the listening socket, aborts every connection and waits at most
+    ``SHUTDOWN_GRACE`` seconds for page calls in progress; ``server_close()`` frees the rest.
+    """
+
+    def __init__(
+        self,
+        address: Tuple[str, int],
+        metrics: Callable[[], bytes],
+        *,
+        telemetry_path: str = "/metrics",
+        landing_page: Optional[Callable[[], str]] = None,
+        workers: int = HTTP_WORKERS,
+        web: Optional[WebConfig] = None,
+        limits: Optional[Limits] = None,
+    ) -> None:
+        self.metrics = metrics
+        self.telemetry_path = telemetry_path
+        self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
+        self.web = web or WebConfig()
+        self.limits = limits or Limits()
+        self.ssl_context = self.web.ssl_context
+        self.extra_headers: Dict[str, str] = dict(self.web.headers)
+        self.connections = Connections(self.limits.max_connections)
+        self.socket = _bind(address)
+        self.server_address: Tuple[Any, ...] = self.socket.getsockname()
+        self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._loop_error)
+        self._pool = WorkerPool(workers, self.limits.max_waiting, name="http")
+        self._stop_requested = threading.Event()
+        self._serving = threading.Event()
+        self._stopped = threading.Event()
+        self._wake: Optional[asyncio.Event] = None
+
+    @property
+    def open_connections(self) -> int:
+        return len(self.connections)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        self._serving.set()
+        try:
+            self._loop.run_until_complete(self._run())
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop serve_forever() and wait until it has returned."""
+        self._stop_requested.set()
+        try:
+            self._loop.call_soon_threadsafe(self._wake_up)
+        except RuntimeError:  # the loop is already closed
+            return
+        if self._serving.is_set():
+            self._stopped.wait(SHUTDOWN_GRACE + 5.0)
+
+    def server_close(self) -> None:
+        self.socket.close()
+        self._pool.shutdown()
+        if not self._loop.is_running() and not self._loop.is_closed():
+            self._loop.close()
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
+            # asyncio stops accepting and retries a second later, instead of spinning.
+            _warn_rarely("cannot accept connections (%s); retrying every second", exc.strerror)
+        elif isinstance(exc, OSError) or self._stop_requested.is_set():
+            # A client's connection failing; or, while stopping, e.g. an accept retry
+            # finding the listening socket closed.
+            log.debug("%s: %s", context.get("message"), exc)
+        else:
+            loop.default_exception_handler(context)
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        self._wake = asyncio.Event()
+        if self._stop_requested.is_set():
+            return
+        server = await self._loop.create_server(
+            lambda: Connection(self), sock=self.socket, backlog=LISTEN_BACKLOG
+        )
+        if not self._stop_requested.is_set():
+            await self._wake.wait()
+        server.close()
+        self.connections.abort_all()
+        end = time.monotonic() + SHUTDOWN_GRACE
+        while self._pool.pending and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        if tasks:  # let them, and the transports they close, finish
+            await asyncio.wait(tasks, timeout=1.0)
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def serve(self, request: Request) -> Response:
+        """The answer to a complete request (called by the connection, in the loop)."""
+        if request.method not in ("GET", "HEAD"):
+            return plain(501, ("Allow", "GET, HEAD"))
+        future = self._pool.submit(lambda: self._respond(request))
+        if future is None:
+            _warn_rarely("all HTTP workers busy and %d requests waiting: answering 503",
+                         self.limits.max_waiting)  # fmt: skip
+            return plain(503, ("Retry-After", "1"))
+        response, pad = await asyncio.wrap_future(future)
+        if pad > 0:
+            await asyncio.sleep(pad)  # refusals of basic auth all take the same time
+        return response
+
+    def _respond(self, request: Request) -> Tuple[Response, float]:
+        """On a worker thread: the answer, and how long to wait before sending it."""
+        auth = self.web.basic_auth
+        if auth is not None:
+            accepted, pad = auth.verify(request.header("Authorization"))
+            if not accepted:
+                challenge = ("WWW-Authenticate", 'Basic realm="cluster-exporter"')
+                return plain(401, challenge), pad
+        if request.path == self.telemetry_path:
+            # Always the text format 0.0.4, which every Prometheus version reads.
+            body = self.metrics()
+            if accepts_gzip(request.header("Accept-Encoding")):
+                compressed = gzip.compress(body, compresslevel=1)
+                return Response(200, compressed, CONTENT_TYPE, [("Content-Encoding", "gzip")]), 0
+            return Response(200, body, CONTENT_TYPE), 0
+        if request.path == "/":
+            return Response(200, self.landing_page().encode(), "text/html; charset=utf-8"), 0
+        return plain(404), 0
+
+
+def _bind(address: Tuple[str, int]) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and address[0] == "::":
+            # Dual stack for the "all interfaces" default, as Go's ":9846" does.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+_last_warned: Dict[str, float] = {}
+
+
+def _warn_rarely(message: str, *args: Any) -> None:
+    """A warning at most once a minute: under attack the same one would flood the log."""
+    now = time.monotonic()
+    if message not in _last_warned or now - _last_warned[message] >= 60.0:
+        _last_warned[message] = now
+        log.warning(message, *args)
 
 
 class PooledHTTPServer(HTTPServer):
-    """HTTPServer whose requests run on a fixed-size thread pool (IPv4 or IPv6)."""
+    """HTTPServer whose requests run on a fixed-size thread pool (IPv4 or IPv6), for
+    simple endpoints such as the simulated Lustre exporter; it has none of the
+    ExporterServer's deadlines and limits."""
 
     allow_reuse_address = True
     # Room for a burst of connections (many Prometheus servers, a dashboard reload)
@@ -73,84 +257,6 @@ class PooledHTTPServer(HTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self._pool.shutdown(wait=False)
-
-
-class ExporterServer(PooledHTTPServer):
-    """The exporter's server: landing page and the metrics page."""
-
-    def __init__(
-        self,
-        address: Tuple[str, int],
-        metrics: Callable[[], bytes],
-        *,
-        telemetry_path: str = "/metrics",
-        landing_page: Optional[Callable[[], str]] = None,
-        workers: int = HTTP_WORKERS,
-        web: Optional[WebConfig] = None,
-    ) -> None:
-        self.metrics = metrics
-        self.telemetry_path = telemetry_path
-        self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
-        super().__init__(address, _Handler, workers=workers, web=web)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: ExporterServer
-    timeout = CONNECTION_TIMEOUT
-    server_version = f"prometheus-cluster-exporter/{__version__}"
-    # One request per connection: an idle keep-alive client must not pin a pool worker.
-    protocol_version = "HTTP/1.0"
-
-    def do_GET(self) -> None:
-        auth = self.server.web.basic_auth
-        if auth is not None and not auth.check(self.headers.get("Authorization")):
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="cluster-exporter"')
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", "13")
-            self._extra_headers()
-            self.end_headers()
-            if not getattr(self, "_head_only", False):
-                self.wfile.write(b"Unauthorized\n")
-            return
-        path = self.path.split("?", 1)[0]
-        if path == self.server.telemetry_path:
-            self._metrics()
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", self.server.landing_page().encode())
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"Not Found\n")
-
-    def do_HEAD(self) -> None:
-        self._head_only = True
-        self.do_GET()
-
-    def _metrics(self) -> None:
-        # Always the text format 0.0.4, which every Prometheus version reads.
-        content_type = CONTENT_TYPE
-        body = self.server.metrics()
-        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        if gzipped:
-            body = gzip.compress(body, compresslevel=1)
-        self._send(200, content_type, body, gzipped=gzipped)
-
-    def _send(self, status: int, content_type: str, body: bytes, gzipped: bool = False) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if gzipped:
-            self.send_header("Content-Encoding", "gzip")
-        self._extra_headers()
-        self.end_headers()
-        if not getattr(self, "_head_only", False):
-            self.wfile.write(body)
-
-    def _extra_headers(self) -> None:
-        for name, value in self.server.web.headers.items():
-            self.send_header(name, value)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.log(5, "%s %s", self.address_string(), format % args)
 
 
 def default_landing_page(telemetry_path: str) -> str:

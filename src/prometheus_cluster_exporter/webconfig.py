@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from prometheus_cluster_exporter.config import ConfigError
 
@@ -56,12 +56,23 @@ _HTTP_KEYS = {"headers", "http2"}
 # A verified password is remembered this long, so bcrypt (deliberately slow) does not run
 # on every scrape.
 AUTH_CACHE_SECONDS = 300.0
+_BCRYPT_MAX = 72  # bcrypt uses the first 72 bytes of a password
 
 
 class BasicAuth:
-    """Checks ``Authorization: Basic`` headers against bcrypt hashes."""
+    """Checks ``Authorization: Basic`` headers against bcrypt hashes.
 
-    def __init__(self, users: Mapping[str, str]) -> None:
+    Passwords are compared as Go's bcrypt CompareHashAndPassword (which the Go exporters
+    use) does: only their first 72 bytes count, so a longer password is checked, never an
+    error. A refusal must not tell whether the user exists: an unknown user is checked
+    against a stand-in hash of the highest cost among the configured users, and
+    ``verify`` says how long to wait before answering any refusal so that it takes as
+    long as one check at that cost, measured at start-up.
+    """
+
+    def __init__(
+        self, users: Mapping[str, str], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         try:
             import bcrypt
         except ImportError:  # pragma: no cover - only in builds without bcrypt
@@ -69,37 +80,67 @@ class BasicAuth:
                 "--web.config.file: basic_auth_users needs the bcrypt package"
             ) from None
         self._bcrypt = bcrypt
+        self._clock = clock
         self.users = {user: hashed.encode() for user, hashed in users.items()}
         self._verified: Dict[Tuple[str, bytes], float] = {}
         self._lock = threading.Lock()
-        # A fixed hash to compare against for unknown users, so that the time taken does
-        # not tell which user names exist.
-        self._dummy = bcrypt.hashpw(b"unused", bcrypt.gensalt(rounds=10))
+        cost = max((_cost(hashed) for hashed in self.users.values()), default=10)
+        started = clock()
+        self._dummy = bcrypt.hashpw(b"stand-in", bcrypt.gensalt(rounds=cost))
+        hashing = clock() - started
+        started = clock()
+        self._checkpw(b"other", self._dummy)
+        # The slower of the two runs at start-up, so that a refusal is rarely faster.
+        self.failure_floor = max(hashing, clock() - started)
+
+    def verify(self, header: Optional[str]) -> Tuple[bool, float]:
+        """Whether the header is accepted, and for a refusal the seconds to wait before
+        answering, so that every refusal takes ``failure_floor``."""
+        started = self._clock()
+        if self.check(header):
+            return True, 0.0
+        return False, max(0.0, self.failure_floor - (self._clock() - started))
 
     def check(self, header: Optional[str]) -> bool:
-        if not header or not header.startswith("Basic "):
+        scheme, _, credentials = (header or "").strip().partition(" ")
+        if scheme.lower() != "basic":
             return False
         try:
-            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return False
         user, sep, password = decoded.partition(":")
         if not sep:
             return False
-        digest = hashlib.sha256(password.encode()).digest()
-        now = time.monotonic()
+        secret = password.encode()
+        digest = hashlib.sha256(secret).digest()
+        now = self._clock()
         with self._lock:
             expiry = self._verified.get((user, digest))
             if expiry is not None and expiry > now:
                 return True
         hashed = self.users.get(user)
-        ok = self._bcrypt.checkpw(password.encode(), hashed or self._dummy) and hashed is not None
+        ok = self._checkpw(secret, hashed or self._dummy) and hashed is not None
         if ok:
             with self._lock:
                 if len(self._verified) > 1000:
                     self._verified.clear()
                 self._verified[(user, digest)] = now + AUTH_CACHE_SECONDS
         return ok
+
+    def _checkpw(self, password: bytes, hashed: bytes) -> bool:
+        try:
+            return bool(self._bcrypt.checkpw(password[:_BCRYPT_MAX], hashed))
+        except ValueError:  # a hash the bcrypt module cannot read
+            return False
+
+
+def _cost(hashed: bytes) -> int:
+    """The cost of a ``$2y$10$...`` hash, within what bcrypt accepts (4-31)."""
+    try:
+        return min(31, max(4, int(hashed[4:6])))
+    except ValueError:
+        return 10
 
 
 @dataclass
