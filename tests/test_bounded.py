@@ -132,7 +132,9 @@ def test_a_hung_source_costs_one_thread_and_never_the_other_sources(hang: Hang) 
     assert collector.last is not None
     assert "still running" in (collector.last.sources["squeue"].error or "")
     hang.release.set()
-    time.sleep(0.2)
+    end = time.monotonic() + 30
+    while collector.runner.abandoned() and time.monotonic() < end:
+        time.sleep(0.05)
     healed = scrape(collector)
     assert healed.value(OK) == 1
     assert healed.value("cluster_job_read_throughput_bytes", account="physics", user="alice") == 10
@@ -252,3 +254,39 @@ def test_a_5000_digit_jobid_costs_only_itself(
     assert s.value("cluster_unattributed_read_throughput_bytes", reason="unparsable_jobid") == 5
     assert s.value("cluster_job_read_throughput_bytes", account="physics", user="alice") == 7
     assert "11111111" in exporter.log() and "(5007 characters)" in exporter.log()
+
+
+class HungLookup:
+    def __init__(self, hang: Hang) -> None:
+        self.hang = hang
+
+    def lookup_jobs(self, jobids: List[str], deadline: float) -> Parsed[List[SlurmJob]]:
+        self.hang()
+        return Parsed([])
+
+
+def test_a_hung_lookup_after_the_queries_costs_only_its_own_ids(hang: Hang) -> None:
+    # sacct (step 2) ignores the deadline: the collect waits for it until deadline + grace,
+    # and the answers the queries gave are still attributed after that.
+    lustre = Lustre(rows=[JobidRate("1", 10.0), JobidRate("999", 5.0)])
+    collector = ClusterCollector(
+        lustre, Jobs(), Identities(), timeout=1, job_lookup=HungLookup(hang)
+    )
+    s = scrape(collector)
+    assert s.value(OK) == 0
+    assert collector.last is not None
+    assert "did not return" in (collector.last.sources["sacct"].error or "")
+    assert s.value("cluster_job_read_throughput_bytes", account="physics", user="alice") == 10
+    assert s.value("cluster_unattributed_read_throughput_bytes", reason="unknown_job") == 5
+    assert s.value("cluster_job_write_throughput_bytes", account="physics", user="alice") == 20
+
+
+def test_escaped_bytes_count_as_the_byte_they_stand_for() -> None:
+    grammar = JobidGrammar(("%e:%u:%H",))
+    # 28 bytes, written with two \x20 escapes: 34 characters.
+    escaped = "Isolated\\x20Web\\x20Co:12345:cn0123"
+    assert len(escaped) == 34
+    assert grammar.parse(escaped) == attr.ProcRef("Isolated\\x20Web\\x20Co", 12345)
+    assert grammar.parse('"' + escaped + '"') == attr.ProcRef("Isolated\\x20Web\\x20Co", 12345)
+    # 35 bytes of escapes and text: longer than Lustre writes.
+    assert grammar.parse("\\x41" * 30 + ":1:h") is None

@@ -29,7 +29,7 @@ import yaml
 
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.webconfig import WebConfig
-from tests.helpers import Exporter, FakeCluster, exporter_env, socket_count
+from tests.helpers import Exporter, FakeCluster, exporter_env, pid_alive, socket_count
 from tests.tlsutil import make_pki
 
 Start = Callable[..., Exporter]
@@ -219,11 +219,17 @@ def test_sigterm_during_a_slow_collect_exits_promptly(
     while not fake_cluster.pids("squeue") and time.monotonic() < end:
         time.sleep(0.05)
     assert fake_cluster.pids("squeue"), "the collect did not start"
+    pids = fake_cluster.pids("squeue")
     try:
         exporter.proc.send_signal(signal.SIGTERM)
         assert exporter.proc.wait(timeout=10) == 0
+        # The hung squeue (and its child) does not outlive the exporter.
+        end = time.monotonic() + 10
+        while any(pid_alive(pid) for pid in pids) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not any(pid_alive(pid) for pid in pids), "squeue outlived the exporter"
     finally:
-        for pid in fake_cluster.pids("squeue"):
+        for pid in pids:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -419,6 +425,9 @@ class _SlowRefusal:
     def check(self, header: Optional[str]) -> bool:
         return self.verify(header)[0]
 
+    def cached(self, header: Optional[str]) -> bool:
+        return False
+
 
 def test_refusals_are_padded_without_holding_a_worker() -> None:
     web = WebConfig(basic_auth=_SlowRefusal())  # type: ignore[arg-type]
@@ -484,3 +493,42 @@ def one_segment_tls_request(port: int, client: ssl.SSLContext) -> bytes:
                 pass
             break  # the server's close_notify: all was sent
         return answer
+
+
+def test_wrong_passwords_never_take_the_page_workers() -> None:
+    import base64
+
+    import bcrypt
+
+    from prometheus_cluster_exporter.http import Limits
+    from prometheus_cluster_exporter.webconfig import BasicAuth
+
+    hashed = bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=14)).decode()
+    web = WebConfig(basic_auth=BasicAuth({"prom": hashed}))
+
+    def header(password: str) -> bytes:
+        token = base64.b64encode(f"prom:{password}".encode()).decode()
+        return f"GET /metrics HTTP/1.1\r\nAuthorization: Basic {token}\r\n\r\n".encode()
+
+    limits = Limits(max_waiting=2)
+    with serving(lambda: b"ok\n", workers=2, web=web, limits=limits) as server:
+        port = server.server_address[1]
+        first = connect(port, 1)[0]
+        first.sendall(header("right"))  # verified once: remembered for minutes
+        assert parse(exchange_rest(first))[0] == 200
+        first.close()
+        # Each wrong password costs a bcrypt check of about a second: eight of them would
+        # fill two page workers and their two places in the queue.
+        flood = connect(port, 8)
+        try:
+            for sock in flood:
+                sock.sendall(header("wrong"))
+            time.sleep(0.2)
+            scrape = connect(port, 1)[0]
+            scrape.sendall(header("right"))
+            status, _, body = parse(exchange_rest(scrape))
+            scrape.close()
+            assert (status, body) == (200, b"ok\n")
+        finally:
+            for sock in flood:
+                sock.close()

@@ -193,6 +193,8 @@ def test_percent_encoded_credentials_are_sent_decoded(
         ("http://u:secret@prom:70000", "http://prom:70000"),
         ("http://prom:9090", "http://prom:9090"),
         ("http://u:se@cret@prom/", "http://prom/"),
+        ("http://admin:s3/cr3t@prom:9090", "http://prom:9090"),
+        ("http://admin:s3#cr?3t@prom:9090/", "http://prom:9090/"),
     ],
 )
 def test_redaction_keeps_the_rest_of_the_url(url: str, shown: str) -> None:
@@ -214,9 +216,13 @@ def test_ipv6_literal_keeps_its_brackets() -> None:
     ("url", "message"),
     [
         ("htp://user:hunter2@prom:9090", "expected an http:// or https:// URL"),
-        ("http://user:hunter2@prom:70000", "out of range"),
+        ("http://user:hunter2@prom:70000", "the port is not a number from 1 to 65535"),
         ("http://user:hunter2@:9090", "no host name"),
-        ("http://user:hunter2@[::1:9090", "Invalid IPv6"),
+        ("http://user:hunter2@[::1:9090", "not a valid URL"),
+        ("http://user:hunter2#x@prom:9090", "@ after the host"),
+        ("http://user:1234/hunter2@prom:9090", "@ after the host"),
+        ("http://user:hun?ter2@prom:9090", "@ after the host"),
+        ("http://user:hunter2@x@prom:9090", "more than one @"),
     ],
 )
 def test_bad_urls_exit_2_with_one_line_and_no_password(url: str, message: str) -> None:
@@ -258,3 +264,39 @@ def test_an_answer_cut_short_is_not_taken_for_a_whole_one() -> None:
     finally:
         thread.join(10)
         listener.close()
+
+
+def test_a_skewed_server_clock_shifts_the_evaluation_time() -> None:
+    import email.utils
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            requests.append(conn.recv(65536))
+            date = email.utils.formatdate(time.time() + 3600, usegmt=True)
+            conn.sendall(
+                f"HTTP/1.1 200 OK\r\nDate: {date}\r\nContent-Length: {len(EMPTY)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + EMPTY
+            )
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client = PrometheusClient(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        for _ in range(2):
+            client.query(READ_QUERY, time.monotonic() + 30, "read query", at=1_000_000.0)
+    finally:
+        thread.join(10)
+        listener.close()
+    sent = [float(r.split(b"time=")[1].split(b"&")[0].split(b" ")[0]) for r in requests]
+    assert sent[0] == 1_000_000.0  # the offset is learnt from the first answer
+    assert 1_003_590 < sent[1] < 1_003_610

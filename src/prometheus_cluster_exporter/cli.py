@@ -596,11 +596,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     stop.wait()
     # Closes the listening socket and every connection; page calls still running are
     # waited for at most a couple of seconds (they run on daemon threads).
+    _shut_down(server, collector)
+    log.info("Exporter finished")
+    return 0
+
+
+def _shut_down(server: ExporterServer, collector: ClusterCollector) -> None:
+    """Stop serving, then stop the commands a collect still runs (a hung squeue must not
+    outlive the exporter)."""
+    from prometheus_cluster_exporter.sources.command import kill_running
+
     server.shutdown()
     server.server_close()
     collector.close()
-    log.info("Exporter finished")
-    return 0
+    killed = kill_running()
+    if killed:
+        log.info("Killed %d command(s) still running", killed)
 
 
 def _redacted(url: Optional[str]) -> str:

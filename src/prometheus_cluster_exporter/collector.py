@@ -267,8 +267,8 @@ class ClusterCollector(Collector):
         answers = {name: out[name].value.items for name in (READ, WRITE, METADATA) if out[name].ok}
         # Classifying and attributing are bounded too: an answer not attributed by then is
         # dropped, so a collect lasts at most timeout + runner grace + BUILD_SECONDS.
-        build_deadline = max(deadline, time.monotonic()) + BUILD_SECONDS
-        refs = self._classify(answers, out, build_deadline)
+        hard_end = deadline + self.runner.grace + BUILD_SECONDS
+        refs = self._classify(answers, out, self._build_deadline(deadline, hard_end))
         jobs: Optional[Mapping[str, SlurmJob]] = None
         if out[SQUEUE].ok:
             jobs = self.recent_jobs.update(out[SQUEUE].value.items)
@@ -281,7 +281,7 @@ class ClusterCollector(Collector):
         groups = self._resolve_groups(out, refs, users, groups, deadline)
 
         families, stages, results = self._build(
-            out, answers, refs, jobs, users, groups, build_deadline
+            out, answers, refs, jobs, users, groups, self._build_deadline(deadline, hard_end)
         )
         scrape_ok = True
         for outcome in out.values():
@@ -434,6 +434,12 @@ class ClusterCollector(Collector):
             stages.append(((stage,), out[name].seconds + time.perf_counter() - build_start))
         self._report_lost(owner_of, refs, users)
         return families, stages, results
+
+    @staticmethod
+    def _build_deadline(deadline: float, hard_end: float) -> float:
+        """BUILD_SECONDS from now (or from the deadline, if that is later), never past the
+        collect's hard end."""
+        return min(max(deadline, time.monotonic()) + BUILD_SECONDS, hard_end)
 
     def _attribute(
         self,

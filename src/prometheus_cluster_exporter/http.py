@@ -35,6 +35,9 @@ __all__ = ["ExporterServer", "Limits", "PooledHTTPServer", "default_landing_page
 log = logging.getLogger(__name__)
 
 HTTP_WORKERS = 8
+# bcrypt checks of passwords not verified recently: their own threads and queue.
+AUTH_WORKERS = 2
+AUTH_WAITING = 16
 LISTEN_BACKLOG = 256
 SHUTDOWN_GRACE = 2.0  # how long shutdown() waits for page calls in progress
 CONNECTION_TIMEOUT = 30.0  # PooledHTTPServer: per socket operation
@@ -74,6 +77,8 @@ class ExporterServer:
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._loop_error)
         self._pool = WorkerPool(workers, self.limits.max_waiting, name="http")
+        # bcrypt runs apart from the pages: wrong passwords cannot take the page workers.
+        self._auth_pool = WorkerPool(AUTH_WORKERS, AUTH_WAITING, name="auth")
         self._stop_requested = threading.Event()
         self._serving = threading.Event()
         self._stopped = threading.Event()
@@ -105,6 +110,7 @@ class ExporterServer:
     def server_close(self) -> None:
         self.socket.close()
         self._pool.shutdown()
+        self._auth_pool.shutdown()
         if not self._loop.is_running() and not self._loop.is_closed():
             self._loop.close()
 
@@ -150,34 +156,51 @@ class ExporterServer:
         """The answer to a complete request (called by the connection, in the loop)."""
         if request.method not in ("GET", "HEAD"):
             return plain(501, ("Allow", "GET, HEAD"))
+        refusal = await self._authorize(request)
+        if refusal is not None:
+            return refusal
         future = self._pool.submit(lambda: self._respond(request))
         if future is None:
             _warn_rarely("all HTTP workers busy and %d requests waiting: answering 503",
                          self.limits.max_waiting)  # fmt: skip
             return plain(503, ("Retry-After", "1"))
-        response, pad = await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(future)
+
+    async def _authorize(self, request: Request) -> Optional[Response]:
+        """None if the request may go on, else the answer to send (401 or 503).
+
+        A password verified in the last minutes is recognised here, in the loop; only an
+        unknown one costs a bcrypt check, on the auth workers.
+        """
+        auth = self.web.basic_auth
+        if auth is None:
+            return None
+        header = request.header("Authorization")
+        if auth.cached(header):
+            return None
+        future = self._auth_pool.submit(lambda: auth.verify(header))
+        if future is None:
+            _warn_rarely("%d basic-auth checks waiting: answering 503", AUTH_WAITING)
+            return plain(503, ("Retry-After", "1"))
+        accepted, pad = await asyncio.wrap_future(future)
+        if accepted:
+            return None
         if pad > 0:
             await asyncio.sleep(pad)  # refusals of basic auth all take the same time
-        return response
+        return plain(401, ("WWW-Authenticate", 'Basic realm="cluster-exporter"'))
 
-    def _respond(self, request: Request) -> Tuple[Response, float]:
-        """On a worker thread: the answer, and how long to wait before sending it."""
-        auth = self.web.basic_auth
-        if auth is not None:
-            accepted, pad = auth.verify(request.header("Authorization"))
-            if not accepted:
-                challenge = ("WWW-Authenticate", 'Basic realm="cluster-exporter"')
-                return plain(401, challenge), pad
+    def _respond(self, request: Request) -> Response:
+        """On a worker thread: the answer."""
         if request.path == self.telemetry_path:
             # Always the text format 0.0.4, which every Prometheus version reads.
             body = self.metrics()
             if accepts_gzip(request.header("Accept-Encoding")):
                 compressed = gzip.compress(body, compresslevel=1)
-                return Response(200, compressed, CONTENT_TYPE, [("Content-Encoding", "gzip")]), 0
-            return Response(200, body, CONTENT_TYPE), 0
+                return Response(200, compressed, CONTENT_TYPE, [("Content-Encoding", "gzip")])
+            return Response(200, body, CONTENT_TYPE)
         if request.path == "/":
-            return Response(200, self.landing_page().encode(), "text/html; charset=utf-8"), 0
-        return plain(404), 0
+            return Response(200, self.landing_page().encode(), "text/html; charset=utf-8")
+        return plain(404)
 
 
 def _bind(address: Tuple[str, int]) -> socket.socket:

@@ -14,9 +14,11 @@ Lustre keeps at most 31 bytes of a jobid. An id of that length may have been cut
 last field may be partial or missing. A partial host or name is still used, but a
 partial number (uid, job id) could name somebody else, so it is not trusted.
 
-Lustre 2.16 quotes some ids (``"1125"``); the quotes are removed first. An id longer than
-Lustre can produce (more than 31 bytes without its quotes) did not come from Lustre: it is
-unparsable without being parsed, so no id, however long, costs more than a short one.
+Lustre 2.16 quotes some ids (``"1125"``); the quotes are removed first. Newer Lustre
+versions may also write a byte outside the plain characters as ``\\xHH``: such an escape
+counts as the one byte it stands for. An id longer than Lustre can produce (more than 31
+bytes so counted) did not come from Lustre: it is unparsable without being parsed, so
+no id, however long, costs more than a short one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 JOBID_MAX_BYTES = 31
+# Every byte written as a four-character escape.
+JOBID_MAX_CHARS = 4 * JOBID_MAX_BYTES
+_ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
 DEFAULT_FORMATS = ("%j", "%e.%u")
 
 _FIELD = {
@@ -154,10 +159,12 @@ class JobidGrammar:
     def parse(self, jobid: str) -> Ref:
         if len(jobid) >= 2 and jobid[0] == '"' and jobid[-1] == '"':
             jobid = jobid[1:-1]
-        if len(jobid) > JOBID_MAX_BYTES:
+        if len(jobid) > JOBID_MAX_CHARS:
             return None
-        # Characters outside ASCII take more than one byte.
+        # Characters outside ASCII take more than one byte; an escape stands for one.
         size = len(jobid) if jobid.isascii() else len(jobid.encode("utf-8", "surrogatepass"))
+        if size > JOBID_MAX_BYTES and "\\x" in jobid:
+            size -= 3 * len(_ESCAPE.findall(jobid))
         if size > JOBID_MAX_BYTES:
             return None
         truncated = size == JOBID_MAX_BYTES

@@ -19,15 +19,14 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def redact_url(url: str) -> str:
-    """The URL without ``user:password@``, whatever else is wrong with it."""
+    """The URL without ``user:password@``, whatever else is wrong with it.
+
+    Everything up to the last ``@`` after ``//`` goes: a password typed with an unencoded
+    ``/``, ``?`` or ``#`` is removed too (a base URL has no ``@`` of its own).
+    """
     start = url.find("//")
     start = 0 if start < 0 else start + 2
-    end = len(url)
-    for stop in "/?#":
-        found = url.find(stop, start)
-        if found >= 0:
-            end = min(end, found)
-    at = url.rfind("@", start, end)
+    at = url.rfind("@", start)
     if at < 0:
         return url
     return url[:start] + url[at + 1 :]
@@ -58,12 +57,24 @@ class ServerURL:
 def parse_server_url(url: str) -> ServerURL:
     """Parse and check a server URL; ValueError with a message free of credentials."""
     shown = repr(redact_url(url))
+    if "@" in url[url.find("//") + 2 :].partition("@")[2]:
+        raise ValueError(
+            f"more than one @ in {shown}: write @ / ? # in a user name or password "
+            "percent-encoded (%40 %2F %3F %23)"
+        )
     try:
         parts = urlsplit(url)
+    except ValueError:
+        raise ValueError(f"not a valid URL (a bad IPv6 address?): {shown}") from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        raise ValueError(
+            f"@ after the host in {shown}: write / ? # in a user name or password "
+            "percent-encoded (%2F %3F %23)"
+        )
+    try:
         port = parts.port
-    except ValueError as exc:
-        # urlsplit's own texts ("Port out of range 0-65535", "Invalid IPv6 URL") hold no URL.
-        raise ValueError(f"{exc} in {shown}") from None
+    except ValueError:
+        raise ValueError(f"the port is not a number from 1 to 65535 in {shown}") from None
     if parts.scheme not in DEFAULT_PORTS:
         raise ValueError(f"expected an http:// or https:// URL, got {shown}")
     if not parts.hostname:

@@ -101,18 +101,22 @@ class BasicAuth:
             return True, 0.0
         return False, max(0.0, self.failure_floor - (self._clock() - started))
 
+    def cached(self, header: Optional[str]) -> bool:
+        """True if this header's password was verified within AUTH_CACHE_SECONDS (cheap:
+        no bcrypt); False means ``verify`` must decide."""
+        parsed = _credentials(header)
+        if parsed is None:
+            return False
+        user, secret = parsed
+        with self._lock:
+            expiry = self._verified.get((user, hashlib.sha256(secret).digest()))
+        return expiry is not None and expiry > self._clock()
+
     def check(self, header: Optional[str]) -> bool:
-        scheme, _, credentials = (header or "").strip().partition(" ")
-        if scheme.lower() != "basic":
+        parsed = _credentials(header)
+        if parsed is None:
             return False
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user, sep, password = decoded.partition(":")
-        if not sep:
-            return False
-        secret = password.encode()
+        user, secret = parsed
         digest = hashlib.sha256(secret).digest()
         now = self._clock()
         with self._lock:
@@ -133,6 +137,21 @@ class BasicAuth:
             return bool(self._bcrypt.checkpw(password[:_BCRYPT_MAX], hashed))
         except ValueError:  # a hash the bcrypt module cannot read
             return False
+
+
+def _credentials(header: Optional[str]) -> Optional[Tuple[str, bytes]]:
+    """(user, password) of an ``Authorization: Basic`` header (scheme in any case)."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return user, password.encode()
 
 
 def _cost(hashed: bytes) -> int:

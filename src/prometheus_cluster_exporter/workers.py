@@ -38,13 +38,8 @@ class WorkerPool:
                 return None
             self.pending += 1
         future: Future[T] = Future()
-        future.add_done_callback(self._finished)
         self._jobs.put((future, call))
         return future
-
-    def _finished(self, _future: Future[Any]) -> None:
-        with self._lock:
-            self.pending -= 1
 
     def _work(self) -> None:
         while True:
@@ -52,14 +47,19 @@ class WorkerPool:
             if job is None:
                 return
             future, call = job
-            if not future.set_running_or_notify_cancel():
-                continue  # the client left while the call waited
             try:
-                result = call()
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+                # A call whose client left while it waited is skipped; it counted as
+                # pending until now, so abandoned calls cannot grow the queue either.
+                if future.set_running_or_notify_cancel():
+                    try:
+                        result = call()
+                    except BaseException as exc:
+                        future.set_exception(exc)
+                    else:
+                        future.set_result(result)
+            finally:
+                with self._lock:
+                    self.pending -= 1
 
     def shutdown(self) -> None:
         """Let the threads end after their current call; does not wait for them."""

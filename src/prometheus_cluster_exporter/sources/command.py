@@ -18,8 +18,10 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
-from typing import IO, Iterator, List, Mapping, Optional, Sequence, Tuple, cast
+from contextlib import contextmanager
+from typing import IO, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, cast
 
 from prometheus_cluster_exporter.errors import SourceError
 
@@ -69,6 +71,40 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
     except PermissionError:  # pragma: no cover - the group changed owner; kill what we can
         proc.kill()
+
+
+class _Running:
+    """The commands still running, so that shutting down can stop their process groups."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: Set[subprocess.Popen[bytes]] = set()
+
+    @contextmanager
+    def tracked(self, proc: subprocess.Popen[bytes]) -> Iterator[None]:
+        with self._lock:
+            self._procs.add(proc)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+
+    def kill_all(self) -> int:
+        with self._lock:
+            running = [proc for proc in self._procs if proc.returncode is None]
+        for proc in running:
+            _kill_group(proc)
+        return len(running)
+
+
+_RUNNING = _Running()
+
+
+def kill_running() -> int:
+    """Kill the process group of every command still running (on shutdown: a hung
+    ``squeue`` must not outlive the exporter); how many there were."""
+    return _RUNNING.kill_all()
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:
@@ -148,6 +184,20 @@ def run_command(
     except OSError as exc:
         raise SourceError(f"{name}: cannot run {argv[0]}: {exc.strerror or exc}") from exc
 
+    with _RUNNING.tracked(proc):
+        return _finish(proc, argv, name, ok_status, max_output, deadline, budget)
+
+
+def _finish(
+    proc: subprocess.Popen[bytes],
+    argv: Sequence[str],
+    name: str,
+    ok_status: Sequence[int],
+    max_output: int,
+    deadline: float,
+    budget: float,
+) -> bytes:
+    """Read a started command's output to its end; its standard output or SourceError."""
     out_pipe, err_pipe = cast(IO[bytes], proc.stdout), cast(IO[bytes], proc.stderr)
     try:
         chunks, err, stop = _read_pipes(out_pipe, err_pipe, deadline, max_output)

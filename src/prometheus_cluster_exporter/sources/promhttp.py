@@ -7,8 +7,8 @@ or TLS handshake blocked on them at once; name resolution runs on a helper threa
 is abandoned at the deadline. So a query never outlives the deadline, and nothing it
 leaves behind can block a later scrape.
 
-The answer is decompressed here (gzip or deflate) in bounded steps, so
-``max_response_bytes`` limits the decoded size however well the body compresses.
+The answer is decompressed in bounded steps (``httpbody``), so ``max_response_bytes``
+limits the decoded size however well the body compresses.
 
 Standard library only (http.client, ssl, zlib): the single-file build needs nothing else.
 """
@@ -16,6 +16,7 @@ Standard library only (http.client, ssl, zlib): the single-file build needs noth
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import http.client
 import ipaddress
 import logging
@@ -23,21 +24,22 @@ import socket
 import ssl
 import threading
 import time
-import zlib
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.credentials import TokenFile, basic_auth_header
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.jsonutil import DecodeError, loads
+from prometheus_cluster_exporter.sources.httpbody import error_text, read_body
 from prometheus_cluster_exporter.upstream import ServerURL, parse_server_url
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 # At most this much of a non-200 answer is read, for its error text.
 _ERROR_BODY_BYTES = 64 * 1024
+# Clock differences up to this many seconds are within the Date header's resolution and
+# the answer's transit time: not corrected.
+CLOCK_SLACK = 2.0
 
 
 class Watchdog:
@@ -57,10 +59,11 @@ class Watchdog:
         self._timer.start()
 
     def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down at the deadline; TimeoutError if it has already passed."""
         with self._lock:
-            self._sockets.append(sock)
             if self.fired:
-                _shut(sock)
+                raise TimeoutError("the scrape deadline passed")
+            self._sockets.append(sock)
 
     def _fire(self) -> None:
         with self._lock:
@@ -120,31 +123,44 @@ class _Connection(http.client.HTTPConnection):
         self._deadline = deadline
         self._watchdog = watchdog
         self._tls = tls
+        # Sockets of failed connection attempts: closed in close(), after the watchdog
+        # is disarmed, never while it may still shut them down.
+        self._failed: List[socket.socket] = []
 
     def connect(self) -> None:
         error: Optional[OSError] = None
         for family, kind, proto, _, address in _resolve(self.host, self.port, self._deadline):
             sock = socket.socket(family, kind, proto)
-            self._watchdog.watch(sock)
+            try:
+                self._watchdog.watch(sock)
+            except TimeoutError:
+                sock.close()
+                raise
             # A backstop only: the watchdog ends the call at the deadline.
             sock.settimeout(max(0.001, self._deadline - time.monotonic()) + 1.0)
             try:
                 sock.connect(address)
             except OSError as exc:
-                sock.close()
+                self._failed.append(sock)
                 error = exc
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
             if self._tls is not None:
                 tls_sock = self._tls.wrap_socket(
                     sock, server_hostname=self.host, do_handshake_on_connect=False
                 )
+                self.sock = tls_sock  # closed by close() even if the handshake fails
                 self._watchdog.watch(tls_sock)
                 tls_sock.do_handshake()
-                sock = tls_sock
-            self.sock = sock
             return
         raise error or OSError(f"no address for {self.host}")
+
+    def close(self) -> None:
+        super().close()
+        for sock in self._failed:
+            sock.close()
+        self._failed.clear()
 
 
 def tls_context(
@@ -196,6 +212,7 @@ class PrometheusClient:
         if basic_auth is not None:
             self.headers["Authorization"] = basic_auth_header(*basic_auth)
         self.bearer = TokenFile(bearer_token_file) if bearer_token_file else None
+        self.clock_offset = 0.0
         self.tls: Optional[ssl.SSLContext] = None
         if self.server.scheme == "https":
             self.tls = tls_context(ca_file, insecure_skip_verify, cert_file, key_file)
@@ -208,21 +225,23 @@ class PrometheusClient:
         # Let the server give up too; integer milliseconds parse in Prometheus and VictoriaMetrics.
         fields = {"query": promql, "timeout": f"{max(1, int(remaining * 1000))}ms"}
         if at is not None:
-            fields["time"] = f"{at:.3f}"
+            fields["time"] = f"{at + self.clock_offset:.3f}"
         headers = self.headers
         if self.bearer is not None:
             headers = {**headers, "Authorization": f"Bearer {self.bearer.read(what)}"}
         watchdog = Watchdog(deadline)
         connection = _Connection(self.server, deadline, watchdog, self.tls)
+        response: Optional[http.client.HTTPResponse] = None
         try:
             connection.request("GET", f"{self.path}?{urlencode(fields)}", headers=headers)
             response = connection.getresponse()
+            self._note_clock(response)
             if response.status != 200:
-                body = _read(response, _ERROR_BODY_BYTES, what, truncate=True)
+                body = read_body(response, _ERROR_BODY_BYTES, what, truncate=True)
                 raise SourceError(
-                    f"{what}: {self.display_url} answered HTTP {response.status}{_error_text(body)}"
+                    f"{what}: {self.display_url} answered HTTP {response.status}{error_text(body)}"
                 )
-            body = _read(response, self.max_response_bytes, what)
+            body = read_body(response, self.max_response_bytes, what)
             # A shut-down socket reads as the end of the answer: it is complete only if the
             # deadline did not pass and every byte the headers announced arrived.
             if watchdog.fired:
@@ -241,59 +260,35 @@ class PrometheusClient:
             raise SourceError(f"{what}: {self.display_url}: {describe(exc)}") from None
         finally:
             watchdog.disarm()
+            if response is not None:
+                response.close()
             connection.close()
 
+    def _note_clock(self, response: http.client.HTTPResponse) -> None:
+        """Keep the server's clock offset from its Date header (1 s resolution).
 
-def _decoder(response: http.client.HTTPResponse, what: str) -> Any:
-    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
-    if encoding in ("identity", ""):
-        return None
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        return zlib.decompressobj()
-    raise SourceError(f"{what}: answer has Content-Encoding {encoding[:40]!r}, not gzip")
-
-
-def _read(
-    response: http.client.HTTPResponse, limit: int, what: str, truncate: bool = False
-) -> bytes:
-    """The decoded body; never more than ``limit`` decoded bytes are held (0: no limit)."""
-    decoder = _decoder(response, what)
-    chunks: List[bytes] = []
-    size = 0
-    step = min(limit + 1, _CHUNK) if limit else _CHUNK
-
-    def add(data: bytes) -> bool:
-        nonlocal size
-        chunks.append(data)
-        size += len(data)
-        return bool(limit) and size > limit
-
-    finished = False
-    while not finished:
-        raw = response.read1(_CHUNK)
-        if not raw:
-            finished = True
-            raw = decoder.flush() if decoder is not None else b""
-            if decoder is not None and add(raw):
-                break
-            continue
-        if decoder is None:
-            if add(raw):
-                break
-            continue
-        over = False
-        while raw and not over:
-            over = add(decoder.decompress(raw, step))
-            raw = decoder.unconsumed_tail
-        if over:
-            break
-    else:
-        return b"".join(chunks)
-    if truncate:
-        return b"".join(chunks)[:limit]
-    raise SourceError(f"{what}: answer exceeds --max-response-bytes={limit}; abandoned")
+        Queries are evaluated at an instant of the exporter's clock; where the server's
+        clock differs by more than CLOCK_SLACK, the instant sent is shifted by the
+        difference, so a skewed host cannot make rates vanish.
+        """
+        date = response.getheader("Date")
+        if not date:
+            return
+        try:
+            server = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        offset = server - time.time()
+        if abs(offset) <= CLOCK_SLACK:
+            offset = 0.0
+        if abs(offset - self.clock_offset) > CLOCK_SLACK and offset:
+            log.warning(
+                "%s: the server's clock differs from this host's by %.0fs; queries are "
+                "evaluated at the server's time (run NTP on both)",
+                self.display_url,
+                offset,
+            )
+        self.clock_offset = offset
 
 
 def describe(exc: BaseException) -> str:
@@ -312,14 +307,3 @@ def describe(exc: BaseException) -> str:
         return f"connection failed ({exc.strerror or type(exc).__name__})"
     # Anything else (e.g. a ValueError about a header) may quote what was sent.
     return f"request failed ({type(exc).__name__})"
-
-
-def _error_text(body: bytes) -> str:
-    try:
-        payload = loads(body)
-        if isinstance(payload, dict) and payload.get("error"):
-            return f": {str(payload['error'])[:300]}"
-    except DecodeError:
-        pass
-    text = body[:200].decode("utf-8", "replace").strip()
-    return f": {text}" if text else ""
