@@ -7,7 +7,7 @@ import gzip
 import time
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -21,35 +21,26 @@ READ_QUERY = "sum by(jobid)(irate(lustre_job_read_bytes_total[1m]) != 0)"
 EMPTY = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
 
 
-@pytest.fixture
-def prom() -> Iterator[FakePrometheus]:
-    fake = FakePrometheus()
-    fake.load_fixtures()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
 @pytest.mark.parametrize("what", ["headers", "body"])
-def test_a_trickling_answer_ends_at_the_deadline(prom: FakePrometheus, what: str) -> None:
+def test_a_trickling_answer_ends_at_the_deadline(
+    fake_prometheus: FakePrometheus, what: str
+) -> None:
     # One byte every 0.2 s: each read is quick, so only a deadline for the whole call ends
     # it. The headers alone take about 20 s to arrive, the body about 100 s.
-    body = prom.answers["read"].body
-    prom.set("read", body if what == "body" else EMPTY, trickle=0.2)
-    client = PrometheusClient(prom.url)
+    body = fake_prometheus.answers["read"].body
+    fake_prometheus.set("read", body if what == "body" else EMPTY, trickle=0.2)
+    client = PrometheusClient(fake_prometheus.url)
     started = time.monotonic()
     with pytest.raises(SourceError, match="not complete by the scrape deadline"):
         client.query(READ_QUERY, time.monotonic() + 2, "read query")
     assert time.monotonic() - started < 2 + 3
 
 
-def test_the_client_sends_one_evaluation_time(prom: FakePrometheus) -> None:
-    client = PrometheusClient(prom.url)
+def test_the_client_sends_one_evaluation_time(fake_prometheus: FakePrometheus) -> None:
+    client = PrometheusClient(fake_prometheus.url)
     client.query(READ_QUERY, time.monotonic() + 30, "read query", at=1733090000.5)
-    assert prom.params[-1]["time"] == "1733090000.500"
-    assert prom.params[-1]["timeout"].endswith("ms")
+    assert fake_prometheus.params[-1]["time"] == "1733090000.500"
+    assert fake_prometheus.params[-1]["timeout"].endswith("ms")
 
 
 def test_the_three_queries_of_a_scrape_share_one_evaluation_time(
@@ -95,26 +86,26 @@ def _bomb(megabytes: int) -> bytes:
     return b"".join(parts)
 
 
-def test_a_gzip_bomb_is_cut_at_the_decoded_cap(prom: FakePrometheus) -> None:
+def test_a_gzip_bomb_is_cut_at_the_decoded_cap(fake_prometheus: FakePrometheus) -> None:
     bomb = _bomb(200)
     assert len(bomb) < 1_000_000
-    prom.set("read", bomb, headers={"Content-Encoding": "gzip"})
-    client = PrometheusClient(prom.url, max_response_bytes=10_000_000)
+    fake_prometheus.set("read", bomb, headers={"Content-Encoding": "gzip"})
+    client = PrometheusClient(fake_prometheus.url, max_response_bytes=10_000_000)
     with pytest.raises(SourceError, match="exceeds --max-response-bytes=10000000"):
         client.query(READ_QUERY, time.monotonic() + 60, "read query")
 
 
-def test_gzip_answers_are_decoded(prom: FakePrometheus) -> None:
-    body = prom.answers["read"].body
-    prom.set("read", gzip.compress(body), headers={"Content-Encoding": "gzip"})
-    client = PrometheusClient(prom.url, max_response_bytes=len(body))
+def test_gzip_answers_are_decoded(fake_prometheus: FakePrometheus) -> None:
+    body = fake_prometheus.answers["read"].body
+    fake_prometheus.set("read", gzip.compress(body), headers={"Content-Encoding": "gzip"})
+    client = PrometheusClient(fake_prometheus.url, max_response_bytes=len(body))
     assert client.query(READ_QUERY, time.monotonic() + 30, "read query") == body
 
 
-def test_an_unasked_content_encoding_fails_cleanly(prom: FakePrometheus) -> None:
-    prom.set("read", b"\x00\x01", headers={"Content-Encoding": "br"})
+def test_an_unasked_content_encoding_fails_cleanly(fake_prometheus: FakePrometheus) -> None:
+    fake_prometheus.set("read", b"\x00\x01", headers={"Content-Encoding": "br"})
     with pytest.raises(SourceError, match="Content-Encoding 'br'"):
-        PrometheusClient(prom.url).query(READ_QUERY, time.monotonic() + 30, "read query")
+        PrometheusClient(fake_prometheus.url).query(READ_QUERY, time.monotonic() + 30, "read query")
 
 
 # -- credentials -----------------------------------------------------------------------
@@ -188,7 +179,10 @@ def test_percent_encoded_credentials_are_sent_decoded(
     ("url", "shown"),
     [
         ("http://u:p@[::1]:9090", "http://[::1]:9090"),
-        ("https://u:secret@prom.example:9090/x", "https://prom.example:9090/x"),
+        (
+            "https://u:secret@prom.example:9090/x",
+            "https://prom.example:9090/x",
+        ),
         ("htp://u:secret@prom:9090", "htp://prom:9090"),
         ("http://u:secret@prom:70000", "http://prom:70000"),
         ("http://prom:9090", "http://prom:9090"),
