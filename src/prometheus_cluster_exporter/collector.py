@@ -76,6 +76,7 @@ from prometheus_cluster_exporter.metrics import (
     UNATTRIBUTED_READ,
     UNATTRIBUTED_WRITE,
 )
+from prometheus_cluster_exporter.pacing import Late, paced
 from prometheus_cluster_exporter.problems import ProblemLog, shown_id
 from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, SlurmJob, UserTable
 from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner
@@ -402,13 +403,11 @@ class ClusterCollector(Collector):
                 stages.append(((stage,), out[name].seconds))
 
         owner_of: Dict[str, attr.Owner] = {}
-        distinct = list(refs.items())
-        for start in range(0, len(distinct), CHUNK):
-            if time.monotonic() > deadline:
-                self._too_late(out, answers)
-                break
-            owner_of.update(attr.owners(dict(distinct[start : start + CHUNK]), jobs, users, groups))
-        del distinct
+        try:
+            for chunk in paced(list(refs.items()), deadline, TOO_LATE, CHUNK):
+                owner_of.update(attr.owners(dict(chunk), jobs, users, groups))
+        except Late:
+            self._too_late(out, answers)
         results: Dict[str, attr.Attribution] = {}
         for stage, name, specs in (
             (
@@ -454,10 +453,11 @@ class ClusterCollector(Collector):
             return None
         extra = self._extra_labels(name)
         result = attr.Attribution()
-        for start in range(0, len(rows), CHUNK):
-            if time.monotonic() > deadline:
-                return None
-            attr.attribute(rows[start : start + CHUNK], owner_of, extra, into=result)
+        try:
+            for chunk in paced(rows, deadline, TOO_LATE, CHUNK):
+                attr.attribute(chunk, owner_of, extra, into=result)
+        except Late:
+            return None
         return result
 
     def _too_late(
@@ -477,11 +477,12 @@ class ClusterCollector(Collector):
         """Parse every distinct jobid of the answers once, within the deadline."""
         distinct = list({jobid for rows in answers.values() for jobid in map(itemgetter(0), rows)})
         refs: Dict[str, Ref] = {}
-        for start in range(0, len(distinct), CHUNK):
-            if time.monotonic() > deadline:
-                self._too_late(out, answers)
-                return {}
-            refs.update(attr.classify(distinct[start : start + CHUNK], self.grammar))
+        try:
+            for chunk in paced(distinct, deadline, TOO_LATE, CHUNK):
+                refs.update(attr.classify(chunk, self.grammar))
+        except Late:
+            self._too_late(out, answers)
+            return {}
         return refs
 
     def _extra_labels(self, name: str) -> Optional[Callable[[Sequence[Any]], Tuple[str, ...]]]:

@@ -19,9 +19,7 @@ import logging
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.exposition import CONTENT_TYPE
@@ -30,7 +28,7 @@ from prometheus_cluster_exporter.httpmsg import Request, Response, accepts_gzip,
 from prometheus_cluster_exporter.webconfig import WebConfig
 from prometheus_cluster_exporter.workers import WorkerPool
 
-__all__ = ["ExporterServer", "Limits", "PooledHTTPServer", "default_landing_page"]
+__all__ = ["ExporterServer", "Limits", "default_landing_page"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +38,6 @@ AUTH_WORKERS = 2
 AUTH_WAITING = 16
 LISTEN_BACKLOG = 256
 SHUTDOWN_GRACE = 2.0  # how long shutdown() waits for page calls in progress
-CONNECTION_TIMEOUT = 30.0  # PooledHTTPServer: per socket operation
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -228,58 +225,6 @@ def _warn_rarely(message: str, *args: Any) -> None:
     if message not in _last_warned or now - _last_warned[message] >= 60.0:
         _last_warned[message] = now
         log.warning(message, *args)
-
-
-class PooledHTTPServer(HTTPServer):
-    """HTTPServer whose requests run on a fixed-size thread pool (IPv4 or IPv6), for
-    simple endpoints such as the simulated Lustre exporter; it has none of the
-    ExporterServer's deadlines and limits."""
-
-    allow_reuse_address = True
-    # Room for a burst of connections (many Prometheus servers, a dashboard reload)
-    # while the fixed pool of workers catches up.
-    request_queue_size = 256
-
-    def __init__(
-        self,
-        address: Tuple[str, int],
-        handler: Type[BaseHTTPRequestHandler],
-        *,
-        workers: int = HTTP_WORKERS,
-        web: Optional[WebConfig] = None,
-    ) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.web = web or WebConfig()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
-        super().__init__(address, handler)
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6 and self.server_address[0] == "::":
-            # Dual stack for the "all interfaces" default, as Go's ":9846" does.
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        self._pool.submit(self._process, request, client_address)
-
-    def _process(self, request: Any, client_address: Any) -> None:
-        try:
-            if self.web.ssl_context is not None:
-                # The handshake runs here, on a worker with a timeout, not in the accept loop.
-                request.settimeout(CONNECTION_TIMEOUT)
-                request = self.web.ssl_context.wrap_socket(request, server_side=True)
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("error while serving %s", client_address, exc_info=True)
-
-    def server_close(self) -> None:
-        super().server_close()
-        self._pool.shutdown(wait=False)
 
 
 def default_landing_page(telemetry_path: str) -> str:

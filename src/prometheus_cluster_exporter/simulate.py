@@ -36,13 +36,12 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from prometheus_cluster_exporter.config import ConfigError, parse_listen_address
 from prometheus_cluster_exporter.exposition import escape_label_value
-from prometheus_cluster_exporter.http import PooledHTTPServer
+from prometheus_cluster_exporter.http import ExporterServer
 
 log = logging.getLogger(__name__)
 
@@ -189,23 +188,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.exit(2, f"prometheus-cluster-exporter simulate: error: {exc}\n")
     spec_file = _SpecFile(args.spec, simulation)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404)
-                return
-            spec_file.refresh()
-            body = simulation.render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def metrics() -> bytes:
+        spec_file.refresh()
+        return simulation.render().encode()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = PooledHTTPServer((host or "0.0.0.0", port), Handler)  # noqa: S104
+    # The exporter's own server: the same deadlines and limits, /metrics in text format.
+    server = ExporterServer(
+        (host or "0.0.0.0", port),  # noqa: S104
+        metrics,
+        landing_page=lambda: '<a href="/metrics">simulated Lustre exporter</a>\n',
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -108,9 +108,12 @@ class BasicAuth:
         if parsed is None:
             return False
         user, secret = parsed
+        return self._remembered((user, hashlib.sha256(secret).digest()), self._clock())
+
+    def _remembered(self, key: Tuple[str, bytes], now: float) -> bool:
         with self._lock:
-            expiry = self._verified.get((user, hashlib.sha256(secret).digest()))
-        return expiry is not None and expiry > self._clock()
+            expiry = self._verified.get(key)
+        return expiry is not None and expiry > now
 
     def check(self, header: Optional[str]) -> bool:
         parsed = _credentials(header)
@@ -119,10 +122,8 @@ class BasicAuth:
         user, secret = parsed
         digest = hashlib.sha256(secret).digest()
         now = self._clock()
-        with self._lock:
-            expiry = self._verified.get((user, digest))
-            if expiry is not None and expiry > now:
-                return True
+        if self._remembered((user, digest), now):
+            return True
         hashed = self.users.get(user)
         ok = self._checkpw(secret, hashed or self._dummy) and hashed is not None
         if ok:

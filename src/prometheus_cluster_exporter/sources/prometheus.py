@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from prometheus_cluster_exporter.jsonutil import vector_decoder
+from prometheus_cluster_exporter.pacing import check_deadline
 from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
 from prometheus_cluster_exporter.sources.promvector import (
-    check_deadline,
     decode_json,
+    decoding,
     fast_jobid_rates,
     fast_target_rates,
     parse_jobid_vector,
@@ -117,14 +118,14 @@ class PrometheusLustreSource:
         body = self.client.query(promql, deadline, what, at)
         decoder = self._jobid_decoder
         samples = decoder.decode(body) if decoder is not None else None
-        check_deadline(deadline, what)
+        check_deadline(deadline, decoding(what))
         if decoder is not None and samples is not None:
             del body
             return fast_jobid_rates(samples, decoder, self.queries.fs_label, what, deadline)
         fs_label = FS_LABEL if self.queries.fs_label else None
         payload = decode_json(body, what)
         del body
-        check_deadline(deadline, what)
+        check_deadline(deadline, decoding(what))
         return parse_jobid_vector(payload, self.queries.jobid_label, what, fs_label, deadline)
 
     def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
@@ -141,13 +142,13 @@ class PrometheusLustreSource:
         body = self.client.query(q.metadata, deadline, what, at)
         decoder = self._target_decoder
         samples = decoder.decode(body) if decoder is not None else None
-        check_deadline(deadline, what)
+        check_deadline(deadline, decoding(what))
         if decoder is not None and samples is not None:
             del body
             return fast_target_rates(samples, decoder, q.mdt_target_regex, what, deadline)
         payload = decode_json(body, what)
         del body
-        check_deadline(deadline, what)
+        check_deadline(deadline, decoding(what))
         return parse_target_vector(
             payload, q.jobid_label, q.target_label, q.mdt_target_regex, what, deadline
         )

@@ -16,22 +16,19 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from typing import Any, Dict, List, Optional
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, VectorDecoder, loads
+from prometheus_cluster_exporter.pacing import paced
 from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate, checked
 
 log = logging.getLogger(__name__)
 
-# The deadline is checked once per this many samples.
-_CHECK_EVERY = 1 << 14
 
-
-def check_deadline(deadline: float, what: str) -> None:
-    if time.monotonic() > deadline:
-        raise SourceError(f"{what}: decoding the answer did not finish by the scrape deadline")
+def decoding(what: str) -> str:
+    """How a deadline passed while decoding is reported."""
+    return f"{what}: decoding the answer"
 
 
 def _sample_value(sample: Any) -> float:
@@ -76,19 +73,18 @@ def parse_jobid_vector(
     """
     rates: List[JobidRate] = []
     skipped = 0
-    for index, sample in enumerate(vector_result(payload, what)):
-        if not index % _CHECK_EVERY:
-            check_deadline(deadline, what)
-        try:
-            labels = sample["metric"]
-            jobid = labels[jobid_label]
-            fs = labels[fs_label] if fs_label else ""
-            if not isinstance(jobid, str) or not isinstance(fs, str):
-                raise TypeError("label is not a string")
-            rates.append(JobidRate(jobid, _sample_value(sample), fs))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            skipped += 1
-            log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    for chunk in paced(vector_result(payload, what), deadline, decoding(what)):
+        for sample in chunk:
+            try:
+                labels = sample["metric"]
+                jobid = labels[jobid_label]
+                fs = labels[fs_label] if fs_label else ""
+                if not isinstance(jobid, str) or not isinstance(fs, str):
+                    raise TypeError("label is not a string")
+                rates.append(JobidRate(jobid, _sample_value(sample), fs))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                skipped += 1
+                log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
     return checked(rates, skipped, what)
 
 
@@ -104,20 +100,19 @@ def parse_target_vector(
     keep = re.compile(target_regex).fullmatch
     rates: List[TargetRate] = []
     skipped = 0
-    for index, sample in enumerate(vector_result(payload, what)):
-        if not index % _CHECK_EVERY:
-            check_deadline(deadline, what)
-        try:
-            labels = sample["metric"]
-            jobid, target = labels[jobid_label], labels[target_label]
-            if not isinstance(jobid, str) or not isinstance(target, str):
-                raise TypeError("label is not a string")
-            if not keep(target):
-                raise ValueError(f"target {target!r} is not a metadata target")
-            rates.append(TargetRate(jobid, _sample_value(sample), target))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            skipped += 1
-            log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    for chunk in paced(vector_result(payload, what), deadline, decoding(what)):
+        for sample in chunk:
+            try:
+                labels = sample["metric"]
+                jobid, target = labels[jobid_label], labels[target_label]
+                if not isinstance(jobid, str) or not isinstance(target, str):
+                    raise TypeError("label is not a string")
+                if not keep(target):
+                    raise ValueError(f"target {target!r} is not a metadata target")
+                rates.append(TargetRate(jobid, _sample_value(sample), target))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                skipped += 1
+                log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
     return checked(rates, skipped, what)
 
 
@@ -142,23 +137,22 @@ def fast_jobid_rates(
     rates: List[JobidRate] = []
     skipped = 0
     labels_of = decoder.labels_of
-    for index, sample in enumerate(samples):
-        if not index % _CHECK_EVERY:
-            check_deadline(deadline, what)
-        try:
-            value = float(sample.value[1])
-        except ValueError:
-            value = math.nan
-        if value - value != 0:  # NaN, infinities, garbage
-            skipped += 1
-            log.debug("%s: skipping sample with value %r", what, sample.value[1])
-            continue
-        # tuple.__new__ builds the record without NamedTuple's Python-level __new__.
-        if with_fs:
-            jobid, fs = labels_of(sample.metric)
-            rates.append(_new(JobidRate, (jobid, value, fs)))
-        else:
-            rates.append(_new(JobidRate, (labels_of(sample.metric), value, "")))
+    for chunk in paced(samples, deadline, decoding(what)):
+        for sample in chunk:
+            try:
+                value = float(sample.value[1])
+            except ValueError:
+                value = math.nan
+            if value - value != 0:  # NaN, infinities, garbage
+                skipped += 1
+                log.debug("%s: skipping sample with value %r", what, sample.value[1])
+                continue
+            # tuple.__new__ builds the record without NamedTuple's Python-level __new__.
+            if with_fs:
+                jobid, fs = labels_of(sample.metric)
+                rates.append(_new(JobidRate, (jobid, value, fs)))
+            else:
+                rates.append(_new(JobidRate, (labels_of(sample.metric), value, "")))
     return checked(rates, skipped, what)
 
 
@@ -175,20 +169,19 @@ def fast_target_rates(
     rates: List[TargetRate] = []
     skipped = 0
     labels_of = decoder.labels_of
-    for index, sample in enumerate(samples):
-        if not index % _CHECK_EVERY:
-            check_deadline(deadline, what)
-        jobid, target = labels_of(sample.metric)
-        ok = allowed.get(target)
-        if ok is None:
-            ok = allowed[target] = keep(target) is not None
-        try:
-            value = float(sample.value[1])
-        except ValueError:
-            value = math.nan
-        if not ok or value - value != 0:
-            skipped += 1
-            log.debug("%s: skipping sample %r %r", what, target, sample.value[1])
-            continue
-        rates.append(_new(TargetRate, (jobid, value, target)))
+    for chunk in paced(samples, deadline, decoding(what)):
+        for sample in chunk:
+            jobid, target = labels_of(sample.metric)
+            ok = allowed.get(target)
+            if ok is None:
+                ok = allowed[target] = keep(target) is not None
+            try:
+                value = float(sample.value[1])
+            except ValueError:
+                value = math.nan
+            if not ok or value - value != 0:
+                skipped += 1
+                log.debug("%s: skipping sample %r %r", what, target, sample.value[1])
+                continue
+            rates.append(_new(TargetRate, (jobid, value, target)))
     return checked(rates, skipped, what)
