@@ -23,6 +23,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 CLUSTER_SCRIPT = HERE / "slurm-cluster.sh"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+#: Set to 1 to let the suite start (and afterwards stop) the Slurm test cluster.
+E2E_SWITCH = "CLUSTER_EXPORTER_E2E"
 
 
 def unavailable(reason: str) -> None:
