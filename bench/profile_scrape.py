@@ -22,8 +22,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scale import generate
-from prometheus_cluster_exporter.collector import ClusterCollector, gc_paused
+from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.exposition import render
+from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.records import Parsed
 from prometheus_cluster_exporter.sources.identity import (
     CachedIdentities,

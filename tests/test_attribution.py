@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,13 +30,21 @@ USERS = {
 GROUPS = {2001: "hpc-physics", 2002: "hpc-chem"}
 
 
+class Row(NamedTuple):
+    """A query answer row with any labels after the owner's (a Rate to attribution)."""
+
+    jobid: str
+    value: float
+    extra: tuple[str, ...]
+
+
 def run(rows, jobs=JOBS, users=USERS, groups=GROUPS):  # type: ignore[no-untyped-def]
     """rows of (jobid, extra labels, value), as the tables of the collector see them."""
     refs = classify((r[0] for r in rows), GRAMMAR)
     owner_of = attr.owners(refs, jobs, users, groups)
-    records = [(jobid, value, extra) for jobid, extra, value in rows]
+    records = [Row(jobid, value, extra) for jobid, extra, value in rows]
     with_extra = any(extra for _, extra, _ in rows)
-    result = attribute(records, owner_of, (lambda r: r[2]) if with_extra else None)
+    result = attribute(records, owner_of, (lambda r: r.extra) if with_extra else None)
     result.lost = sorted(attr.lost_ids(owner_of))  # type: ignore[attr-defined]
     return result
 

@@ -38,7 +38,7 @@ class Hang:
 class Lustre:
     def __init__(self, hang: Optional[Hang] = None, rows: Optional[List[JobidRate]] = None):
         self.hang = hang
-        self.rows = rows if rows is not None else [JobidRate("1", 10.0)]
+        self.rows = rows if rows is not None else [JobidRate("1", 10.0, "")]
         self.sleep_until_deadline = 0.0
 
     def _rows(self, deadline: float) -> Parsed[List[JobidRate]]:
@@ -54,14 +54,14 @@ class Lustre:
     def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         if self.hang is not None:
             self.hang()
-        return Parsed([JobidRate("1", 20.0)])
+        return Parsed([JobidRate("1", 20.0, "")])
 
     def metadata_rates(
         self, deadline: float, at: Optional[float] = None
     ) -> Parsed[List[TargetRate]]:
         if self.hang is not None:
             self.hang()
-        return Parsed([TargetRate("1", 3.0, "fs-MDT0000")])
+        return Parsed([TargetRate("1", 3.0, "fs-MDT0000", "fs")])
 
 
 class Jobs:
@@ -158,7 +158,7 @@ def test_a_bug_in_a_collect_still_answers_with_scrape_ok_0(
 def test_attribution_past_the_deadline_drops_that_answer_and_answers_on_time() -> None:
     # Twelve million rows handed over 50 ms before the deadline: attributing them takes
     # far longer than the second allowed for attribution, on any machine.
-    rows = [JobidRate("1", 1.0)] * 12_000_000
+    rows = [JobidRate("1", 1.0, "")] * 12_000_000
     lustre = Lustre(rows=rows)
     lustre.sleep_until_deadline = 0.05
     collector = ClusterCollector(lustre, Jobs(), Identities(), timeout=3)
@@ -178,7 +178,7 @@ def test_attribution_past_the_deadline_drops_that_answer_and_answers_on_time() -
 def test_200000_unknown_uids_write_a_bounded_number_of_lines(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    rows = [JobidRate(f"cp.{100000 + i}", 1.0) for i in range(200_000)]
+    rows = [JobidRate(f"cp.{100000 + i}", 1.0, "") for i in range(200_000)]
     collector = ClusterCollector(Lustre(rows=rows), Jobs(), Identities(), timeout=60)
     with caplog.at_level(logging.WARNING):
         s = scrape(collector)
@@ -268,7 +268,7 @@ class HungLookup:
 def test_a_hung_lookup_after_the_queries_costs_only_its_own_ids(hang: Hang) -> None:
     # sacct (step 2) ignores the deadline: the collect waits for it until deadline + grace,
     # and the answers the queries gave are still attributed after that.
-    lustre = Lustre(rows=[JobidRate("1", 10.0), JobidRate("999", 5.0)])
+    lustre = Lustre(rows=[JobidRate("1", 10.0, ""), JobidRate("999", 5.0, "")])
     collector = ClusterCollector(
         lustre, Jobs(), Identities(), timeout=1, job_lookup=HungLookup(hang)
     )

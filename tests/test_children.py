@@ -12,8 +12,8 @@ from typing import Callable, Dict, Iterator, List, Sequence
 
 import pytest
 
-from prometheus_cluster_exporter.cli import parse_config
 from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.flags import parse_config
 from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, SlurmJob, UserTable
 from prometheus_cluster_exporter.sources.identity import CachedIdentities, GetentSource
 from prometheus_cluster_exporter.sources.slurm import CachedJobLookup, SacctSource

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from prometheus_cluster_exporter import __version__
-from prometheus_cluster_exporter.cli import parse_config
 from prometheus_cluster_exporter.config import Config, ConfigError, parse_listen_address
+from prometheus_cluster_exporter.flags import parse_config
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,10 @@ import threading
 from typing import List, Optional
 
 import pytest
-from prometheus_client import generate_latest
-from prometheus_client.registry import CollectorRegistry
 
 from prometheus_cluster_exporter.collector import SKIP_WARNING, ClusterCollector
 from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.exposition import render
 from prometheus_cluster_exporter.records import (
     JobidRate,
     Parsed,
@@ -42,17 +41,17 @@ class Lustre:
 
     def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         self._check("read")
-        return Parsed([JobidRate("1", 10.0), JobidRate("cp.1001", 2.0)])
+        return Parsed([JobidRate("1", 10.0, ""), JobidRate("cp.1001", 2.0, "")])
 
     def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         self._check("write")
-        return Parsed([JobidRate("1", 20.0), JobidRate("cp.1001", 4.0)])
+        return Parsed([JobidRate("1", 20.0, ""), JobidRate("cp.1001", 4.0, "")])
 
     def metadata_rates(
         self, deadline: float, at: Optional[float] = None
     ) -> Parsed[List[TargetRate]]:
         self._check("metadata")
-        return Parsed([TargetRate("1", 3.0, "fs-MDT0000")])
+        return Parsed([TargetRate("1", 3.0, "fs-MDT0000", "fs")])
 
 
 class Jobs:
@@ -85,9 +84,7 @@ class Identities:
 
 
 def scrape(collector: ClusterCollector) -> Scrape:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return Scrape(generate_latest(registry).decode())
+    return Scrape(render(collector.scrape()).decode())
 
 
 @pytest.fixture
@@ -124,14 +121,6 @@ def test_full_scrape(collector: ClusterCollector) -> None:
     )
     names = {labels[0][1] for labels in s.series("cluster_exporter_stage_execution_seconds")}
     assert names == STAGES
-
-
-def test_registering_does_not_collect(parts: tuple[Lustre, Jobs, Identities]) -> None:
-    collector = ClusterCollector(*parts, timeout=5)
-    registry = CollectorRegistry()  # auto_describe=True: describe() is called
-    registry.register(collector)
-    assert not parts[1].entered.is_set()
-    collector.close()
 
 
 def test_overlapping_scrape_is_skipped(

@@ -9,17 +9,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from prometheus_cluster_exporter.exposition import RowFamily, format_value, render
-from prometheus_cluster_exporter.metrics import ALL, JOB_READ, PROC_METADATA, SCRAPE_OK, MetricSpec
+from prometheus_cluster_exporter.exposition import format_value, render
+from prometheus_cluster_exporter.metrics import (
+    ALL,
+    JOB_READ,
+    PROC_METADATA,
+    SCRAPE_OK,
+    MetricSpec,
+    RowFamily,
+)
 
 
 def reference(families: list[RowFamily]) -> bytes:
+    """The same families rendered by prometheus-client (the reference the renderer
+    must agree with)."""
+
+    def gauge(family: RowFamily) -> GaugeMetricFamily:
+        spec = family.spec
+        out = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        for labels, value in family.rows:
+            out.add_metric(labels, value)
+        return out
+
     class Static:
         def collect(self):  # type: ignore[no-untyped-def]
-            return [f.to_prometheus_client() for f in families]
+            return [gauge(f) for f in families]
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Static())  # type: ignore[arg-type]

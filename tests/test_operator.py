@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from prometheus_cluster_exporter import __version__
 from tests.helpers import Exporter, FakeCluster, FakePrometheus, Scrape, exporter_env
 
@@ -34,6 +36,28 @@ def test_once_prints_the_metrics_and_exits_0(
                    python_version=platform.python_version()) == 1  # fmt: skip
     assert "process_cpu_seconds_total" not in result.stdout  # a textfile has no process metrics
     assert "Listening" not in result.stderr
+
+
+FS_FAMILIES = [
+    f"cluster_{who}_{what}"
+    for who in ("job", "proc", "unattributed")
+    for what in ("read_throughput_bytes", "write_throughput_bytes", "metadata_operations")
+]
+
+
+def test_demo_with_the_fs_label_names_the_filesystem_on_every_series() -> None:
+    """--demo --metrics.fs-label --once: the demo's records carry their filesystem like
+    the Prometheus source's (see test_fs_label), so no series has an empty fs."""
+    result = run_cli("--demo", "--metrics.fs-label", "--once")
+    assert result.returncode == 0, result.stderr
+    families = {f.name: f for f in text_string_to_metric_families(result.stdout)}
+    for name in FS_FAMILIES:
+        samples = families[name].samples
+        assert samples, name
+        for sample in samples:
+            assert sample.labels["fs"] == "scratch", (name, sample.labels)
+            if "target" in sample.labels:
+                assert sample.labels["target"].startswith("scratch-MDT")
 
 
 def test_once_exits_1_when_a_source_fails(

@@ -9,16 +9,21 @@ import pytest
 
 from prometheus_cluster_exporter.attribution import index_jobs
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.records import JobidRate, PasswdEntry, SlurmJob, TargetRate
+from prometheus_cluster_exporter.records import (
+    JobidRate,
+    PasswdEntry,
+    SlurmJob,
+    TargetRate,
+    fs_of_target,
+)
 from prometheus_cluster_exporter.sources.identity import parse_group, parse_passwd
 from prometheus_cluster_exporter.sources.prometheus import (
     LustreQueries,
-    fsname,
     parse_jobid_vector,
     parse_target_vector,
-    redact_url,
 )
 from prometheus_cluster_exporter.sources.slurm import parse_sacct, parse_squeue, parse_squeue_json
+from prometheus_cluster_exporter.upstream import redact_url
 from tests.helpers import FIXTURES
 
 MDT = ".*-MDT[0-9a-fA-F]{4}"
@@ -118,7 +123,7 @@ def load(name: str) -> object:
 def test_jobid_vector_fixture_skips_missing_labels_and_non_finite_values() -> None:
     parsed = parse_jobid_vector(load("read"), "jobid", "read query")
     jobids = [r.jobid for r in parsed.items]
-    assert JobidRate("4242", 1048576.0) in parsed.items
+    assert JobidRate("4242", 1048576.0, "") in parsed.items
     assert "nan.1001" not in jobids and "inf.1001" not in jobids
     assert all(math.isfinite(r.value) for r in parsed.items)
     assert parsed.skipped == 3  # missing jobid label, NaN, +Inf
@@ -127,7 +132,7 @@ def test_jobid_vector_fixture_skips_missing_labels_and_non_finite_values() -> No
 
 def test_target_vector_keeps_only_mdt_targets() -> None:
     parsed = parse_target_vector(load("metadata"), "jobid", "target", MDT, "metadata query")
-    assert TargetRate("4242", 120.0, "scratch-MDT0000") in parsed.items
+    assert TargetRate("4242", 120.0, "scratch-MDT0000", "scratch") in parsed.items
     assert all("MDT" in r.target for r in parsed.items)
     assert len(parsed.items) == 5
     assert parsed.skipped == 2  # the OST target and the sample without a target label
@@ -173,7 +178,7 @@ def test_malformed_samples_are_skipped(sample: object) -> None:
         },
     }
     parsed = parse_jobid_vector(payload, "jobid", "read query")
-    assert parsed.items == [JobidRate("2", 2.5)]
+    assert parsed.items == [JobidRate("2", 2.5, "")]
     assert parsed.skipped == 1
 
 
@@ -186,7 +191,7 @@ def test_configurable_label_names() -> None:
         },
     }
     parsed = parse_target_vector(payload, "job", "tgt", MDT, "metadata query")
-    assert parsed.items == [TargetRate("7", 3.0, "fs-MDT0003")]
+    assert parsed.items == [TargetRate("7", 3.0, "fs-MDT0003", "fs")]
 
 
 def test_default_queries_match_the_original() -> None:
@@ -279,15 +284,15 @@ def test_fs_labelled_answers() -> None:
     assert parsed.skipped == 1
 
 
-def test_fs_label_query_and_fsname() -> None:
+def test_fs_label_query_and_fs_of_target() -> None:
     q = LustreQueries.build(fs_label=True)
     assert q.read == (
         "sum by(jobid,fs)(label_replace(irate(lustre_job_read_bytes_total[1m]) != 0, "
         '"fs", "$1", "target", "(.+)-[A-Za-z]{3}[0-9a-fA-F]{4}"))'
     )
-    assert fsname("scratch-MDT0000") == "scratch"
-    assert fsname("my-fs-OST001f") == "my-fs"
-    assert fsname("odd") == "odd"
+    assert fs_of_target("scratch-MDT0000") == "scratch"
+    assert fs_of_target("my-fs-OST001f") == "my-fs"
+    assert fs_of_target("odd") == "odd"
 
 
 class _CannedClient:

@@ -11,12 +11,11 @@ from typing import Any, Optional
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import CollectorRegistry
 
 from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.exposition import render
 from prometheus_cluster_exporter.jobid import JobidGrammar
 from prometheus_cluster_exporter.records import JobidRate, Parsed, PasswdEntry, SlurmJob, TargetRate
 from prometheus_cluster_exporter.sources.identity import parse_group, parse_passwd
@@ -99,7 +98,7 @@ class _Lustre:
         self.rows = rows
 
     def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[list[JobidRate]]:
-        return Parsed([JobidRate(j, v) for j, v in self.rows])
+        return Parsed([JobidRate(j, v, "") for j, v in self.rows])
 
     def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[list[JobidRate]]:
         return Parsed([])
@@ -107,7 +106,7 @@ class _Lustre:
     def metadata_rates(
         self, deadline: float, at: Optional[float] = None
     ) -> Parsed[list[TargetRate]]:
-        return Parsed([TargetRate(j, v, "fs-MDT0000") for j, v in self.rows])
+        return Parsed([TargetRate(j, v, "fs-MDT0000", "fs") for j, v in self.rows])
 
 
 class _Jobs:
@@ -154,9 +153,7 @@ def test_every_label_value_round_trips_through_the_exposition(
         _Lustre(rows), _Jobs(jobs), _Identities(users, groups), timeout=5, grammar=JobidGrammar()
     )
     try:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(collector)
-        text = generate_latest(registry).decode()
+        text = render(collector.scrape()).decode()
     finally:
         collector.close()
     parsed = {f.name: f for f in text_string_to_metric_families(text)}

@@ -4,18 +4,19 @@ with curl; invalid web configs refused at start-up; upstream credentials and TLS
 from __future__ import annotations
 
 import base64
-import json
+import re
 import shutil
 import ssl
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, List
+from typing import Any, Callable, Dict, List, Union
 
 import bcrypt
 import pytest
 
-from prometheus_cluster_exporter.webconfig import BasicAuth
+from prometheus_cluster_exporter.config import ConfigError
+from prometheus_cluster_exporter.webconfig import BasicAuth, load_web_config
 from tests.helpers import Exporter, FakePrometheus
 from tests.tlsutil import Pki, make_pki
 
@@ -33,10 +34,11 @@ def password_hash() -> str:
     return bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=8)).decode()
 
 
-def web_config(path: Path, body: dict) -> str:
+def web_config(path: Path, body: Union[dict, str]) -> str:
+    """Write a web config file: a mapping as YAML, a string as it is."""
     import yaml
 
-    path.write_text(yaml.safe_dump(body))
+    path.write_text(body if isinstance(body, str) else yaml.safe_dump(body))
     return str(path)
 
 
@@ -210,45 +212,91 @@ def test_unknown_users_cost_as_much_as_the_dearest_known_user(
     assert auth.verify(basic("cheap", "right")) == (True, 0.0)
 
 
-def bad_config_cases(pki: Pki, password_hash: str) -> List[tuple[dict | str, str]]:
-    tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key)}
-    return [
-        ("tls_server_config: [unclosed", "is not valid YAML"),
-        ("- a list", "the file must be a mapping"),
-        ({"tls_server_config": {"cert_file": "/nonexistent.pem", "key_file": str(pki.server_key)}},
-         "no such file: /nonexistent.pem"),
-        ({"tls_server_config": {"cert_file": str(pki.server_cert)}}, "needs both cert_file and key_file"),
-        ({"tls_server_config": {"cert_file": str(pki.ca), "key_file": str(pki.server_key)}},
-         "cannot load cert_file/key_file"),
-        ({"tls_server_config": {**tls, "client_auth_type": "RequireAndVerifyClientCert"}},
-         "needs client_ca_file"),
-        ({"tls_server_config": {**tls, "client_auth_type": "RequireAnyClientCert"}},
-         "client_auth_type: expected one of"),
-        ({"tls_server_config": {**tls, "min_version": "SSL3"}}, "min_version: expected one of"),
-        ({"tls_server_config": {**tls, "cipher_suites": ["TLS_AES_128_GCM_SHA256"]}},
-         "unsupported setting(s): cipher_suites"),
-        ({"basic_auth_users": {"alice": "plaintext"}}, "basic_auth_users.alice: not a bcrypt hash"),
-        ({"rate_limit": {"interval": "1s"}}, "unsupported setting(s): rate_limit"),
-    ]  # fmt: skip
+def tls_config(pki: Pki, **extra: object) -> Dict[str, Any]:
+    """A ``tls_server_config`` with the test server's certificate and key, plus extra."""
+    tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key), **extra}
+    return {"tls_server_config": tls}
 
 
-def test_invalid_web_configs_are_refused_at_start_up(
-    tmp_path: Path, pki: Pki, password_hash: str
+# Each invalid web config (made from the test PKI) and the part of its message that names
+# the problem. Every case passes, or fails differently, without its check in webconfig.py.
+BAD_WEB_CONFIGS = [
+    pytest.param(lambda pki: "tls_server_config: [unclosed", "is not valid YAML", id="not-yaml"),
+    pytest.param(lambda pki: "- a list", "the file must be a mapping", id="not-a-mapping"),
+    pytest.param(
+        lambda pki: {"tls_server_config": {"cert_file": "/nonexistent.pem",
+                                           "key_file": str(pki.server_key)}},
+        "tls_server_config.cert_file: no such file: /nonexistent.pem",
+        id="missing-cert-file",
+    ),
+    pytest.param(
+        lambda pki: {"tls_server_config": {"cert_file": str(pki.server_cert)}},
+        "needs both cert_file and key_file",
+        id="cert-without-key",
+    ),
+    pytest.param(
+        lambda pki: {"tls_server_config": {"cert_file": str(pki.ca),
+                                           "key_file": str(pki.server_key)}},
+        "cannot load cert_file/key_file",
+        id="key-does-not-match-cert",
+    ),
+    pytest.param(
+        lambda pki: tls_config(pki, client_auth_type="RequireAndVerifyClientCert"),
+        "client_auth_type RequireAndVerifyClientCert needs client_ca_file",
+        id="client-auth-without-ca",
+    ),
+    pytest.param(
+        lambda pki: tls_config(pki, client_auth_type="RequireAnyClientCert"),
+        "client_auth_type: expected one of",
+        id="unverified-client-auth",
+    ),
+    pytest.param(
+        lambda pki: tls_config(pki, min_version="SSL3"),
+        "min_version: expected one of",
+        id="unknown-min-version",
+    ),
+    pytest.param(
+        lambda pki: tls_config(pki, cipher_suites=["TLS_AES_128_GCM_SHA256"]),
+        "tls_server_config: unsupported setting(s): cipher_suites",
+        id="cipher-suites",
+    ),
+    pytest.param(
+        lambda pki: {"basic_auth_users": {"alice": "plaintext"}},
+        "basic_auth_users.alice: not a bcrypt hash",
+        id="plaintext-password",
+    ),
+    pytest.param(
+        lambda pki: {"rate_limit": {"interval": "1s"}},
+        "top level: unsupported setting(s): rate_limit",
+        id="rate-limit",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("make_body", "message"), BAD_WEB_CONFIGS)
+def test_invalid_web_config_is_refused(
+    tmp_path: Path, pki: Pki, make_body: Callable[[Pki], Union[dict, str]], message: str
 ) -> None:
-    for index, (body, message) in enumerate(bad_config_cases(pki, password_hash)):
-        path = tmp_path / f"web-{index}.yml"
-        if isinstance(body, str):
-            path.write_text(body)
-        else:
-            web_config(path, body)
-        result = subprocess.run(
-            [sys.executable, "-m", "prometheus_cluster_exporter", "--demo",
-             "--web.listen-address=127.0.0.1:0", f"--web.config.file={path}"],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        assert result.returncode == 2, (message, result.stderr)
-        assert message in result.stderr, (message, result.stderr)
-        assert result.stderr.count("\n") == 1, result.stderr
+    path = web_config(tmp_path / "web.yml", make_body(pki))
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        load_web_config(path)
+    text = str(refused.value)
+    assert text.startswith("--web.config.file"), text  # names the flag
+    assert "\n" not in text, text  # one line
+
+
+def test_invalid_web_config_stops_the_exporter_with_one_line(tmp_path: Path, pki: Pki) -> None:
+    path = web_config(
+        tmp_path / "web.yml", tls_config(pki, client_auth_type="RequireAndVerifyClientCert")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "prometheus_cluster_exporter", "--demo",
+         "--web.listen-address=127.0.0.1:0", f"--web.config.file={path}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "client_auth_type RequireAndVerifyClientCert needs client_ca_file" in result.stderr
 
 
 def test_unreadable_web_config_file(tmp_path: Path) -> None:
@@ -345,6 +393,9 @@ def tls_prometheus(pki: Pki) -> FakePrometheus:
     fake.stop()
 
 
+TLS_READ_QUERY = "sum by(jobid)(irate(lustre_job_read_bytes_total[1m]) != 0)"
+
+
 def test_upstream_tls_with_custom_ca(
     start_exporter: Start, tls_prometheus: FakePrometheus, pki: Pki
 ) -> None:
@@ -353,14 +404,18 @@ def test_upstream_tls_with_custom_ca(
         f"--promserver={url}", f"--promserver.ca-file={pki.ca}", promserver=False
     )
     assert trusted.scrape().value("cluster_exporter_scrape_ok") == 1
+    # The fake's socket speaks only TLS: a query it recorded came over TLS.
+    assert TLS_READ_QUERY in tls_prometheus.queries
+    over_tls = len(tls_prometheus.queries)
 
     untrusted = start_exporter(f"--promserver={url}", f"--promserver.ca-file={pki.other_ca}",
                                promserver=False)  # fmt: skip
     s = untrusted.scrape()
     assert s.value("cluster_exporter_scrape_ok") == 0
     assert "TLS error" in untrusted.log()
+    assert len(tls_prometheus.queries) == over_tls  # no query got past a refused handshake
 
     insecure = start_exporter(f"--promserver={url}", "--promserver.insecure-skip-verify",
                               promserver=False)  # fmt: skip
     assert insecure.scrape().value("cluster_exporter_scrape_ok") == 1
-    assert json.dumps(tls_prometheus.queries)  # queries arrived over TLS
+    assert TLS_READ_QUERY in tls_prometheus.queries[over_tls:]

@@ -12,7 +12,7 @@ for every query answer (up to float rounding).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
 
 from prometheus_cluster_exporter.jobid import JobidGrammar, JobRef, ProcRef, Ref
 from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob
@@ -74,6 +74,17 @@ def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
 
 Extra = Tuple[str, ...]
 Key = Tuple[str, ...]
+
+
+class Rate(Protocol):
+    """A row of a query answer (``records.JobidRate``, ``records.TargetRate``)."""
+
+    @property
+    def jobid(self) -> str: ...
+
+    @property
+    def value(self) -> float: ...
+
 
 #: Kinds of owner.
 JOB, PROC, LOST = 0, 1, 2
@@ -144,28 +155,29 @@ class Attribution:
 
 
 def attribute(
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[Rate],
     owner_of: Mapping[str, Owner],
-    extra_of: Optional[Callable[[Sequence[Any]], Extra]] = None,
+    extra_of: Optional[Callable[[Any], Extra]] = None,
     into: Optional[Attribution] = None,
 ) -> Attribution:
-    """Sum rows per owner. A row is ``(jobid, value, ...)`` (a JobidRate or TargetRate);
-    ``extra_of(row)`` gives the labels that follow the owner's (e.g. the MDT target).
+    """Sum rows per owner. A row has a ``jobid`` and a ``value`` (a JobidRate or a
+    TargetRate); ``extra_of(row)`` gives the labels that follow the owner's (the MDT
+    target, the fs).
     Every row lands in exactly one table, so nothing is lost. With ``into`` the sums are
     added to an earlier result (an answer attributed in chunks)."""
     result = Attribution() if into is None else into
     tables = (result.jobs, result.procs, result.unattributed)
     if extra_of is None:
         for row in rows:
-            kind, key = owner_of[row[0]]
+            kind, key = owner_of[row.jobid]
             table = tables[kind]
-            table[key] = table.get(key, 0.0) + row[1]
+            table[key] = table.get(key, 0.0) + row.value
     else:
         for row in rows:
-            kind, key = owner_of[row[0]]
+            kind, key = owner_of[row.jobid]
             key = key + extra_of(row)
             table = tables[kind]
-            table[key] = table.get(key, 0.0) + row[1]
+            table[key] = table.get(key, 0.0) + row.value
     return result
 
 

@@ -27,6 +27,10 @@ grace second past it for a call that ignores it. Classifying and attributing the
 then get BUILD_SECONDS: an answer not attributed by then is dropped (that query fails),
 so a collect answers within ``--timeout`` plus two seconds, whatever the input.
 
+The collector keeps the scrape guard and these steps; it knows the sources only by their
+interfaces (``records``). Running the calls is ``runner``'s, attributing is
+``attribution``'s, building families is ``families``'s and the report is ``report``'s.
+
 Only one collect runs at a time. A scrape that arrives while one is running is answered
 at once with ``cluster_exporter_scrape_ok 0`` and the warning
 ``Collect is still active... - Skipping now``.
@@ -34,54 +38,33 @@ at once with ``cluster_exporter_scrape_ok 0`` and the warning
 
 from __future__ import annotations
 
-import gc
-import heapq
 import logging
 import threading
 import time
 from collections import ChainMap
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import itemgetter
-from typing import (
-    Any,
-    Callable,
-    Dict,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    TypeVar,
-    cast,
-)
-
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast
 
 from prometheus_cluster_exporter import attribution as attr
-from prometheus_cluster_exporter.exposition import RowFamily
+from prometheus_cluster_exporter import families as fam
+from prometheus_cluster_exporter.cache import RecentJobs
+from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
+from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef, Ref
-from prometheus_cluster_exporter.metrics import (
-    JOB_METADATA,
-    JOB_READ,
-    JOB_WRITE,
-    PROC_METADATA,
-    PROC_READ,
-    PROC_WRITE,
-    SCRAPE_OK,
-    STAGE_SECONDS,
-    UNATTRIBUTED_METADATA,
-    UNATTRIBUTED_READ,
-    UNATTRIBUTED_WRITE,
-)
+from prometheus_cluster_exporter.metrics import RowFamily
 from prometheus_cluster_exporter.pacing import Late, paced
-from prometheus_cluster_exporter.problems import ProblemLog, shown_id
-from prometheus_cluster_exporter.records import GroupTable, Parsed, PasswdEntry, SlurmJob, UserTable
+from prometheus_cluster_exporter.problems import ProblemLog
+from prometheus_cluster_exporter.records import (
+    IdentitySource,
+    JobLookup,
+    JobSource,
+    LustreSource,
+    Parsed,
+    PasswdEntry,
+    SlurmJob,
+)
+from prometheus_cluster_exporter.report import ScrapeReport, SourceStatus, top_consumers
 from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner
-from prometheus_cluster_exporter.sources import IdentitySource, JobLookup, JobSource, LustreSource
-from prometheus_cluster_exporter.sources.prometheus import fsname
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +73,22 @@ V = TypeVar("V")
 
 SKIP_WARNING = "Collect is still active... - Skipping now"
 
-# Source names as they appear in logs.
+# Source names as they appear in logs (the queries' are in ``families.QUERIES``).
 SQUEUE = "squeue"
 PASSWD = "getent passwd"  # noqa: S105 - a source name, not a secret
 GROUP = "getent group"
-READ = "read query"
-WRITE = "write query"
-METADATA = "metadata query"
 SACCT = "sacct"
 PASSWD_KEYED = "getent passwd (by uid)"  # noqa: S105
 GROUP_KEYED = "getent group (by gid)"
+#: The stage each source's time is exposed under.
+RETRIEVE_STAGES = (
+    (SQUEUE, "retrieve_running_jobs"),
+    (PASSWD, "retrieve_user_name_info"),
+    (GROUP, "retrieve_group_name_info"),
+    (SACCT, "retrieve_finished_jobs"),
+    (PASSWD_KEYED, "retrieve_missing_user_info"),
+    (GROUP_KEYED, "retrieve_missing_group_info"),
+)
 
 #: Rows (or distinct jobids) attributed between two looks at the clock.
 CHUNK = 1 << 16
@@ -109,76 +98,37 @@ TOO_LATE = "attribution did not finish by the scrape deadline"
 
 
 @dataclass
-class ScrapeReport:
-    """What the last completed collect did (for logs and the landing page)."""
+class _Scrape:
+    """What one collect has learnt so far; each step adds to it."""
 
-    started: float
-    seconds: float
-    ok: bool
-    sources: Dict[str, SourceOutcome] = field(default_factory=dict)
-    series: int = 0
-    #: The biggest consumers: (kind, who, read bytes/s, write bytes/s), largest first.
-    top: List[Tuple[str, str, float, float]] = field(default_factory=list)
+    deadline: float
+    hard_end: float
+    outcomes: Dict[str, SourceOutcome[Any]] = field(default_factory=dict)
+    answers: Dict[Query, Sequence[attr.Rate]] = field(default_factory=dict)
+    refs: Dict[str, Ref] = field(default_factory=dict)
+    jobs: Optional[Mapping[str, SlurmJob]] = None
+    users: Optional[Mapping[int, PasswdEntry]] = None
+    groups: Optional[Mapping[int, str]] = None
+    #: Seconds spent attributing each answer.
+    build_seconds: Dict[Query, float] = field(default_factory=dict)
 
+    def build_deadline(self) -> float:
+        """BUILD_SECONDS from now (or from the deadline, if that is later), never past the
+        collect's hard end."""
+        return min(max(self.deadline, time.monotonic()) + BUILD_SECONDS, self.hard_end)
 
-TOP_CONSUMERS = 10
-
-
-def top_consumers(
-    read: Optional[attr.Attribution], write: Optional[attr.Attribution], count: int = TOP_CONSUMERS
-) -> List[Tuple[str, str, float, float]]:
-    """The ``count`` job owners and process owners with the most read + write throughput."""
-    totals: Dict[Tuple[str, Tuple[str, ...]], List[float]] = {}
-    for column, result in ((0, read), (1, write)):
-        if result is None:
-            continue
-        for kind, table in (("job", result.jobs), ("process", result.procs)):
-            for key, value in table.items():
-                totals.setdefault((kind, key[:3] if kind == "process" else key[:2]), [0.0, 0.0])[
-                    column
-                ] += value
-    biggest = heapq.nlargest(count, totals.items(), key=lambda item: item[1][0] + item[1][1])
-    rows = []
-    for (kind, key), (r, w) in biggest:
-        who = f"{key[0]} / {key[1]}" if kind == "job" else f"{key[0]} ({key[2]}, {key[1]})"
-        rows.append((kind, who, r, w))
-    return rows
+    def too_late(self, *queries: Query) -> None:
+        """Drop answers not attributed by the deadline (all, if none named); their
+        queries fail."""
+        for query in queries or tuple(self.answers):
+            if self.answers.pop(query, None) is not None:
+                name = query.source
+                self.outcomes[name] = self.outcomes[name].failed(f"{name}: {TOO_LATE}")
 
 
-class _GcPause:
-    """Pause the cyclic garbage collector while a scrape builds its data.
+class ClusterCollector:
+    """Collects the cluster's metrics: ``scrape()`` returns one collect's families."""
 
-    A scrape allocates hundreds of thousands of short-lived, acyclic objects (freed by
-    reference counting); the collector's repeated passes over them cost as much as the
-    work itself. Nested and concurrent pauses are counted; collection resumes when the
-    last one ends. If something else had already disabled it, it is left alone.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            owned = self._depth > 0 or gc.isenabled()
-            if owned:
-                self._depth += 1
-                gc.disable()
-        try:
-            yield
-        finally:
-            if owned:
-                with self._lock:
-                    self._depth -= 1
-                    if self._depth == 0:
-                        gc.enable()
-
-
-gc_paused = _GcPause()
-
-
-class ClusterCollector(Collector):
     def __init__(
         self,
         lustre: LustreSource,
@@ -191,8 +141,6 @@ class ClusterCollector(Collector):
         job_grace: float = 0.0,
         fs_label: bool = False,
     ) -> None:
-        from prometheus_cluster_exporter.cache import RecentJobs
-
         self.lustre = lustre
         self.job_source = jobs
         self.identities = identities
@@ -206,10 +154,6 @@ class ClusterCollector(Collector):
         self.runner = SourceRunner()
         self.last: Optional[ScrapeReport] = None
 
-    def describe(self) -> List[Any]:
-        # Registering must never run squeue or query Prometheus.
-        return []
-
     def scrape(self) -> List[RowFamily]:
         """One collect, as row families (see ``exposition.render``).
 
@@ -217,312 +161,200 @@ class ClusterCollector(Collector):
         """
         if not self._guard.acquire(blocking=False):
             log.warning(SKIP_WARNING)
-            return [RowFamily(SCRAPE_OK, [((), 0.0)])]
+            return [fam.scrape_ok_family(False)]
         try:
             with gc_paused():
                 return self._collect()
         except Exception:
             # A bug must cost this scrape's data, never the response.
             log.exception("collect failed unexpectedly; answering with scrape_ok 0")
-            return [RowFamily(SCRAPE_OK, [((), 0.0)])]
+            return [fam.scrape_ok_family(False)]
         finally:
             self._guard.release()
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """The prometheus-client Collector protocol (registries, ``generate_latest``)."""
-        for family in self.scrape():
-            yield family.to_prometheus_client()
 
     def close(self) -> None:
         """Nothing to release: calls still running end at their deadline on their own."""
 
     # -- one collect ---------------------------------------------------------------------
 
-    def _run(
-        self, calls: Mapping[str, Callable[[float], Any]], deadline: float
-    ) -> Dict[str, SourceOutcome]:
-        """Run calls concurrently; each returns or fails by the deadline."""
-        return self.runner.run(calls, deadline)
-
     def _collect(self) -> List[RowFamily]:
         log.debug("Collect started")
         started = time.time()
         t0 = time.perf_counter()
         deadline = time.monotonic() + self.timeout
-        # One evaluation instant for the three queries: read, write and metadata then
-        # describe the same moment.
-        at = round(started, 3)
-        lustre = self.lustre
-
-        out = self._run(
-            {
-                SQUEUE: self.job_source.jobs,
-                PASSWD: self.identities.users,
-                GROUP: self.identities.groups,
-                READ: lambda d: lustre.read_rates(d, at),
-                WRITE: lambda d: lustre.write_rates(d, at),
-                METADATA: lambda d: lustre.metadata_rates(d, at),
-            },
-            deadline,
-        )
-        answers = {name: out[name].value.items for name in (READ, WRITE, METADATA) if out[name].ok}
         # Classifying and attributing are bounded too: an answer not attributed by then is
         # dropped, so a collect lasts at most timeout + runner grace + BUILD_SECONDS.
-        hard_end = deadline + self.runner.grace + BUILD_SECONDS
-        refs = self._classify(answers, out, self._build_deadline(deadline, hard_end))
-        jobs: Optional[Mapping[str, SlurmJob]] = None
-        if out[SQUEUE].ok:
-            jobs = self.recent_jobs.update(out[SQUEUE].value.items)
-        users: Optional[Mapping[int, PasswdEntry]] = (
-            out[PASSWD].value.items if out[PASSWD].ok else None
-        )
-        groups: Optional[Mapping[int, str]] = out[GROUP].value.items if out[GROUP].ok else None
-
-        jobs, users = self._resolve_missing(out, refs, jobs, users, deadline)
-        groups = self._resolve_groups(out, refs, users, groups, deadline)
-
-        families, stages, results = self._build(
-            out, answers, refs, jobs, users, groups, self._build_deadline(deadline, hard_end)
-        )
-        scrape_ok = True
-        for outcome in out.values():
-            if not outcome.ok:
-                scrape_ok = False
-                if outcome.trace:
-                    log.error(
-                        "source %s failed: %s\n%s", outcome.name, outcome.error, outcome.trace
+        scrape = _Scrape(deadline, deadline + self.runner.grace + BUILD_SECONDS)
+        self._gather(scrape, at=round(started, 3))
+        self._classify(scrape)
+        self._resolve_missing(scrape)
+        self._resolve_groups(scrape)
+        results = self._attribute_all(scrape)
+        families: List[RowFamily] = []
+        for query in QUERIES:
+            result = results.get(query)
+            if result is not None:
+                families.extend(
+                    fam.query_families(
+                        query,
+                        result.jobs,
+                        result.procs,
+                        result.unattributed,
+                        fs_label=self.fs_label,
+                        jobs_known=scrape.jobs is not None,
+                        identities_known=scrape.users is not None and scrape.groups is not None,
                     )
-                else:
-                    log.error("source %s failed: %s", outcome.name, outcome.error)
-        malformed = {
-            o.name: o.value.skipped
-            for o in out.values()
-            if o.ok and isinstance(o.value, Parsed) and o.value.skipped
-        }
-        if malformed:
-            parts = ", ".join(f"{n} from {src}" for src, n in malformed.items())
-            log.warning(
-                "skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts
-            )
-
-        families.append(RowFamily(STAGE_SECONDS, stages))
-        families.append(RowFamily(SCRAPE_OK, [((), 1.0 if scrape_ok else 0.0)]))
+                )
+        scrape_ok = _log_outcomes(scrape.outcomes)
+        families.append(fam.stage_family(_stages(scrape)))
+        families.append(fam.scrape_ok_family(scrape_ok))
         elapsed = time.perf_counter() - t0
         self.last = ScrapeReport(
             started=started,
             seconds=elapsed,
             ok=scrape_ok,
-            # Only timings and errors: keeping the records would hold a whole scrape's
-            # data in memory until the next one.
-            sources={n: SourceOutcome(n, o.seconds, None, o.error) for n, o in out.items()},
+            sources={n: SourceStatus(n, o.seconds, o.error) for n, o in scrape.outcomes.items()},
             series=sum(len(f.rows) for f in families),
-            top=top_consumers(results.get(READ), results.get(WRITE)),
+            top=tuple(top_consumers(results.get(READ), results.get(WRITE))),
         )
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families
 
-    def _resolve_missing(
-        self,
-        out: Dict[str, SourceOutcome],
-        refs: Mapping[str, Ref],
-        jobs: Optional[Mapping[str, SlurmJob]],
-        users: Optional[Mapping[int, PasswdEntry]],
-        deadline: float,
-    ) -> Tuple[Optional[Mapping[str, SlurmJob]], Optional[Mapping[int, PasswdEntry]]]:
-        """Step 2: sacct for unknown job ids, keyed getent for uids not enumerated."""
-        calls: Dict[str, Callable[[float], Any]] = {}
-        lookup = self.job_lookup
-        missing_jobs = attr.wanted_jobs(refs, jobs) if jobs is not None and lookup else []
-        if missing_jobs and lookup is not None:
-            calls[SACCT] = lambda d: lookup.lookup_jobs(missing_jobs, d)
-        missing_uids = attr.wanted_uids(refs, users) if users is not None else []
-        if missing_uids:
-            calls[PASSWD_KEYED] = lambda d: self.identities.lookup_users(missing_uids, d)
-        if not calls:
-            return jobs, users
-        out.update(self._run(calls, deadline))
-        if SACCT in calls and out[SACCT].ok and jobs is not None:
-            found = attr.index_jobs(out[SACCT].value.items)
-            jobs = _overlay(jobs, found) if found else jobs
-        if PASSWD_KEYED in calls and out[PASSWD_KEYED].ok and users is not None:
-            extra: UserTable = out[PASSWD_KEYED].value.items
-            users = _overlay(users, extra) if extra else users
-        return jobs, users
+    def _gather(self, scrape: _Scrape, at: float) -> None:
+        """Step 1: the three queries (at one evaluation instant, so that read, write and
+        metadata describe the same moment), squeue and the getent enumerations."""
+        lustre = self.lustre
+        batch = self.runner.batch(scrape.deadline)
+        squeue = batch.start(SQUEUE, self.job_source.jobs)
+        passwd = batch.start(PASSWD, self.identities.users)
+        group = batch.start(GROUP, self.identities.groups)
+        metadata = batch.start(METADATA.source, lambda d: lustre.metadata_rates(d, at))
+        read = batch.start(READ.source, lambda d: lustre.read_rates(d, at))
+        write = batch.start(WRITE.source, lambda d: lustre.write_rates(d, at))
+        scrape.outcomes.update(batch.wait())
+        for query, pending in ((METADATA, metadata), (READ, read), (WRITE, write)):
+            answer = pending.outcome.value
+            if answer is not None:
+                scrape.answers[query] = answer.items
+        if squeue.outcome.value is not None:
+            scrape.jobs = self.recent_jobs.update(squeue.outcome.value.items)
+        if passwd.outcome.value is not None:
+            scrape.users = passwd.outcome.value.items
+        if group.outcome.value is not None:
+            scrape.groups = group.outcome.value.items
 
-    def _resolve_groups(
-        self,
-        out: Dict[str, SourceOutcome],
-        refs: Mapping[str, Ref],
-        users: Optional[Mapping[int, PasswdEntry]],
-        groups: Optional[Mapping[int, str]],
-        deadline: float,
-    ) -> Optional[Mapping[int, str]]:
+    def _classify(self, scrape: _Scrape) -> None:
+        """Parse every distinct jobid of the answers once, within the build deadline."""
+        distinct = list({row.jobid for rows in scrape.answers.values() for row in rows})
+        try:
+            for chunk in paced(distinct, scrape.build_deadline(), TOO_LATE, CHUNK):
+                scrape.refs.update(attr.classify(chunk, self.grammar))
+        except Late:
+            scrape.too_late()
+            scrape.refs.clear()
+
+    def _resolve_missing(self, scrape: _Scrape) -> None:
+        """Step 2: sacct for unknown job ids, keyed getent for uids not enumerated."""
+        lookup, jobs, users = self.job_lookup, scrape.jobs, scrape.users
+        missing_jobs = attr.wanted_jobs(scrape.refs, jobs) if jobs is not None else []
+        missing_uids = attr.wanted_uids(scrape.refs, users) if users is not None else []
+        batch = self.runner.batch(scrape.deadline)
+        sacct = None
+        if missing_jobs and lookup is not None:
+            sacct = batch.start(SACCT, lambda d: lookup.lookup_jobs(missing_jobs, d))
+        keyed = None
+        if missing_uids:
+            keyed = batch.start(
+                PASSWD_KEYED, lambda d: self.identities.lookup_users(missing_uids, d)
+            )
+        if not batch.pending:
+            return
+        scrape.outcomes.update(batch.wait())
+        if sacct is not None and sacct.outcome.value is not None and jobs is not None:
+            found = attr.index_jobs(sacct.outcome.value.items)
+            scrape.jobs = overlay(jobs, found) if found else jobs
+        if keyed is not None and keyed.outcome.value is not None and users is not None:
+            extra = keyed.outcome.value.items
+            scrape.users = overlay(users, extra) if extra else users
+
+    def _resolve_groups(self, scrape: _Scrape) -> None:
         """Step 3: keyed getent group for primary gids the enumeration did not name."""
+        users, groups = scrape.users, scrape.groups
         if users is None or groups is None:
-            return groups
-        uids = {r.uid for r in refs.values() if isinstance(r, ProcRef)}
+            return
+        uids = {r.uid for r in scrape.refs.values() if isinstance(r, ProcRef)}
         missing = attr.wanted_gids(uids, users, groups)
         if not missing:
-            return groups
-        out.update(
-            self._run({GROUP_KEYED: lambda d: self.identities.lookup_groups(missing, d)}, deadline)
-        )
-        if out[GROUP_KEYED].ok and out[GROUP_KEYED].value.items:
-            extra: GroupTable = out[GROUP_KEYED].value.items
-            return _overlay(groups, extra)
-        return groups
+            return
+        batch = self.runner.batch(scrape.deadline)
+        keyed = batch.start(GROUP_KEYED, lambda d: self.identities.lookup_groups(missing, d))
+        scrape.outcomes.update(batch.wait())
+        if keyed.outcome.value is not None and keyed.outcome.value.items:
+            scrape.groups = overlay(groups, keyed.outcome.value.items)
 
-    def _build(
-        self,
-        out: Dict[str, SourceOutcome],
-        answers: Dict[str, Any],
-        refs: Mapping[str, Ref],
-        jobs: Optional[Mapping[str, SlurmJob]],
-        users: Optional[Mapping[int, PasswdEntry]],
-        groups: Optional[Mapping[int, str]],
-        deadline: float,
-    ) -> Tuple[List[RowFamily], List[Tuple[Tuple[str, ...], float]], Dict[str, attr.Attribution]]:
-        """Attribute each answer and build its metric families.
+    def _attribute_all(self, scrape: _Scrape) -> Dict[Query, attr.Attribution]:
+        """Owners of every jobid, then each answer summed per owner, in chunks.
 
         Attribution counts against the scrape deadline: an answer not attributed by then
         is dropped (its query fails with TOO_LATE), so the scrape still answers on time.
         """
-        fs = ("fs",) if self.fs_label else ()
-        families: List[RowFamily] = []
-        stages: List[Tuple[Tuple[str, ...], float]] = [
-            (("retrieve_running_jobs",), out[SQUEUE].seconds),
-            (("retrieve_user_name_info",), out[PASSWD].seconds),
-            (("retrieve_group_name_info",), out[GROUP].seconds),
-        ]
-        for name, stage in (
-            (SACCT, "retrieve_finished_jobs"),
-            (PASSWD_KEYED, "retrieve_missing_user_info"),
-            (GROUP_KEYED, "retrieve_missing_group_info"),
-        ):
-            if name in out:
-                stages.append(((stage,), out[name].seconds))
-
+        deadline = scrape.build_deadline()
         owner_of: Dict[str, attr.Owner] = {}
         try:
-            for chunk in paced(list(refs.items()), deadline, TOO_LATE, CHUNK):
-                owner_of.update(attr.owners(dict(chunk), jobs, users, groups))
+            for chunk in paced(list(scrape.refs.items()), deadline, TOO_LATE, CHUNK):
+                owner_of.update(attr.owners(dict(chunk), scrape.jobs, scrape.users, scrape.groups))
         except Late:
-            self._too_late(out, answers)
-        results: Dict[str, attr.Attribution] = {}
-        for stage, name, specs in (
-            (
-                "build_metadata_metrics",
-                METADATA,
-                (JOB_METADATA, PROC_METADATA, UNATTRIBUTED_METADATA),
-            ),
-            ("build_read_throughput_metrics", READ, (JOB_READ, PROC_READ, UNATTRIBUTED_READ)),
-            ("build_write_throughput_metrics", WRITE, (JOB_WRITE, PROC_WRITE, UNATTRIBUTED_WRITE)),
-        ):
+            scrape.too_late()
+        results: Dict[Query, attr.Attribution] = {}
+        for query in QUERIES:
             build_start = time.perf_counter()
-            result = self._attribute(answers, name, owner_of, deadline)
-            if result is None and name in answers:
-                self._too_late(out, answers, name)
-            if result is not None:
-                results[name] = result
-                job_spec, proc_spec, lost_spec = (spec.with_labels(*fs) for spec in specs)
-                if jobs is not None:
-                    families.append(RowFamily(job_spec, result.jobs.items()))
-                if users is not None and groups is not None:
-                    families.append(RowFamily(proc_spec, result.procs.items()))
-                families.append(RowFamily(lost_spec, result.unattributed.items()))
-            stages.append(((stage,), out[name].seconds + time.perf_counter() - build_start))
-        self._report_lost(owner_of, refs, users)
-        return families, stages, results
-
-    @staticmethod
-    def _build_deadline(deadline: float, hard_end: float) -> float:
-        """BUILD_SECONDS from now (or from the deadline, if that is later), never past the
-        collect's hard end."""
-        return min(max(deadline, time.monotonic()) + BUILD_SECONDS, hard_end)
-
-    def _attribute(
-        self,
-        answers: Mapping[str, Any],
-        name: str,
-        owner_of: Mapping[str, attr.Owner],
-        deadline: float,
-    ) -> Optional[attr.Attribution]:
-        """One answer attributed in chunks; None if absent or not done by the deadline."""
-        rows = answers.get(name)
-        if rows is None:
-            return None
-        extra = self._extra_labels(name)
-        result = attr.Attribution()
-        try:
-            for chunk in paced(rows, deadline, TOO_LATE, CHUNK):
-                attr.attribute(chunk, owner_of, extra, into=result)
-        except Late:
-            return None
-        return result
-
-    def _too_late(
-        self,
-        out: Dict[str, SourceOutcome],
-        answers: Dict[str, Any],
-        *names: str,
-    ) -> None:
-        """Drop answers that could not be attributed by the deadline; their queries fail."""
-        for name in names or tuple(answers):
-            if answers.pop(name, None) is not None:
-                out[name] = SourceOutcome(name, out[name].seconds, None, f"{name}: {TOO_LATE}")
-
-    def _classify(
-        self, answers: Dict[str, Any], out: Dict[str, SourceOutcome], deadline: float
-    ) -> Dict[str, Ref]:
-        """Parse every distinct jobid of the answers once, within the deadline."""
-        distinct = list({jobid for rows in answers.values() for jobid in map(itemgetter(0), rows)})
-        refs: Dict[str, Ref] = {}
-        try:
-            for chunk in paced(distinct, deadline, TOO_LATE, CHUNK):
-                refs.update(attr.classify(chunk, self.grammar))
-        except Late:
-            self._too_late(out, answers)
-            return {}
-        return refs
-
-    def _extra_labels(self, name: str) -> Optional[Callable[[Sequence[Any]], Tuple[str, ...]]]:
-        """Labels after the owner's: the MDT target for metadata, the fs with --metrics.fs-label."""
-        if name == METADATA:
-            if self.fs_label:
-                return lambda row: (row[2], fsname(row[2]))
-            return lambda row: (row[2],)
-        if self.fs_label:
-            return lambda row: (row[2],)
-        return None
-
-    def _report_lost(
-        self,
-        owner_of: Mapping[str, attr.Owner],
-        refs: Mapping[str, Ref],
-        users: Optional[Mapping[int, PasswdEntry]],
-    ) -> None:
-        problems: List[Tuple[str, str]] = []
-        debug = log.isEnabledFor(logging.DEBUG)
-        for reason, jobid in attr.lost_ids(owner_of):
-            if reason in attr.INPUT_PROBLEMS:
-                problems.append((reason, jobid))
-            elif debug:
-                log.debug("jobid %s not attributed: %s", shown_id(jobid), reason)
-        self.problems.report(
-            problems, lambda reason, jobid: _explain(reason, refs[jobid], users), time.monotonic()
-        )
+            rows = scrape.answers.get(query)
+            if rows is not None:
+                extra = fam.extra_labels(query, self.fs_label)
+                result = attr.Attribution()
+                try:
+                    for part in paced(rows, deadline, TOO_LATE, CHUNK):
+                        attr.attribute(part, owner_of, extra, into=result)
+                    results[query] = result
+                except Late:
+                    scrape.too_late(query)
+            scrape.build_seconds[query] = time.perf_counter() - build_start
+        self.problems.report_lost(owner_of, scrape.refs, scrape.users)
+        return results
 
 
-def _overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:
+def _stages(scrape: _Scrape) -> List[Tuple[str, float]]:
+    """(stage, seconds): each source's call, then each query's call plus its attribution."""
+    out = scrape.outcomes
+    stages = [(stage, out[name].seconds) for name, stage in RETRIEVE_STAGES if name in out]
+    for query in QUERIES:
+        seconds = out[query.source].seconds + scrape.build_seconds.get(query, 0.0)
+        stages.append((query.stage, seconds))
+    return stages
+
+
+def _log_outcomes(outcomes: Mapping[str, SourceOutcome[Any]]) -> bool:
+    """One ERROR line per failed source, one WARNING for all skipped entries; True if
+    every source succeeded."""
+    ok = True
+    for outcome in outcomes.values():
+        if not outcome.ok:
+            ok = False
+            if outcome.trace:
+                log.error("source %s failed: %s\n%s", outcome.name, outcome.error, outcome.trace)
+            else:
+                log.error("source %s failed: %s", outcome.name, outcome.error)
+    malformed = {
+        o.name: o.value.skipped
+        for o in outcomes.values()
+        if isinstance(o.value, Parsed) and o.value.skipped
+    }
+    if malformed:
+        parts = ", ".join(f"{n} from {src}" for src, n in malformed.items())
+        log.warning("skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts)
+    return ok
+
+
+def overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:
     """``base`` with ``extra`` added (base wins), without copying ``base``."""
     return ChainMap(cast(Dict[K, V], base), extra)
-
-
-def _explain(reason: str, ref: Ref, users: Optional[Mapping[int, PasswdEntry]]) -> str:
-    if reason == attr.UNKNOWN_UID and isinstance(ref, ProcRef):
-        return f"uid {ref.uid} is unknown to getent"
-    if reason == attr.UNKNOWN_GID and isinstance(ref, ProcRef) and users is not None:
-        user = users.get(ref.uid)
-        gid = user.gid if user is not None else "?"
-        return f"primary gid {gid} of uid {ref.uid} has no group name"
-    return "fits none of the jobid formats (see --lustre.jobid-format)"

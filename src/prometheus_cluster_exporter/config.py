@@ -1,8 +1,10 @@
 """Validated, immutable configuration.
 
-``Config`` is built once at start-up from the command line (see ``cli``); every value is
-checked in ``__post_init__`` so a bad setting stops the exporter with one clear message
-instead of failing later, on a scrape.
+``Config`` is built once at start-up from the command line (see ``flags``); every value
+is checked in ``__post_init__`` so a bad setting stops the exporter with one clear
+message instead of failing later, on a scrape. It holds settings only: how the exporter
+runs (serve, ``--once``, ``--check-config``, ``--demo``) is ``flags.Mode``. The defaults
+defined here are the flags' defaults.
 """
 
 from __future__ import annotations
@@ -16,12 +18,6 @@ from prometheus_cluster_exporter.credentials import read_token
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, tokenize
 from prometheus_cluster_exporter.upstream import parse_server_url
 
-DEFAULT_PORT = 9846
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_TIMERANGE = "1m"
-DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-DEFAULT_MAX_COMMAND_OUTPUT_BYTES = 256 * 1024 * 1024
-DEFAULT_GETENT_CACHE_TTL = 300.0
 JOB_GRACE_MARGIN = 60.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?")
@@ -62,9 +58,9 @@ def parse_duration(text: str, flag: str) -> float:
 class Config:
     promserver: Optional[str] = None
     listen_host: str = ""
-    port: int = DEFAULT_PORT
-    timeout: float = DEFAULT_TIMEOUT
-    timerange: str = DEFAULT_TIMERANGE
+    port: int = 9846
+    timeout: float = 15.0
+    timerange: str = "1m"
     log_level: str = "INFO"
     rate_function: str = "irate"
     read_metric: str = "lustre_job_read_bytes_total"
@@ -75,19 +71,16 @@ class Config:
     mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"
     squeue_path: str = "squeue"
     getent_path: str = "getent"
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    max_command_output_bytes: int = DEFAULT_MAX_COMMAND_OUTPUT_BYTES
+    max_response_bytes: int = 256 * 1024 * 1024
+    max_command_output_bytes: int = 256 * 1024 * 1024
     telemetry_path: str = "/metrics"
-    demo: bool = False
-    once: bool = False
-    check_config: bool = False
     jobid_formats: Tuple[str, ...] = DEFAULT_FORMATS
     squeue_json: bool = False
     sacct: bool = False
     sacct_path: str = "sacct"
     #: Seconds a job is remembered after squeue last listed it; None: window + 60 s.
     job_grace: Optional[float] = None
-    getent_cache_ttl: float = DEFAULT_GETENT_CACHE_TTL
+    getent_cache_ttl: float = 300.0
     fs_label: bool = False
     web_config_file: Optional[str] = None
     promserver_user: Optional[str] = None
@@ -142,11 +135,6 @@ class Config:
         return self.window_seconds + JOB_GRACE_MARGIN
 
     def __post_init__(self) -> None:
-        if self.demo:
-            if self.promserver:
-                raise ConfigError("--demo and --promserver exclude each other")
-        elif not self.promserver:
-            raise ConfigError("--promserver is required (e.g. --promserver=http://prometheus:9090)")
         if self.promserver:
             try:
                 parse_server_url(self.promserver)

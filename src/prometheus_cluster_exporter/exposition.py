@@ -11,31 +11,15 @@ The tests check the output byte for byte against prometheus-client's generate_la
 from __future__ import annotations
 
 import re
-from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Tuple, cast
+from typing import Callable, Dict, Iterable, List, Tuple, cast
 
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.utils import floatToGoString
 
-from prometheus_cluster_exporter.metrics import MetricSpec
+from prometheus_cluster_exporter.metrics import RowFamily, Rows
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-Rows = Collection[Tuple[Tuple[str, ...], float]]
-
-
-class RowFamily(NamedTuple):
-    """A gauge family as the collector produces it: label-value tuples and values."""
-
-    spec: MetricSpec
-    rows: Rows
-
-    def to_prometheus_client(self) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(self.spec.name, self.spec.help, labels=self.spec.labels)
-        for labels, value in self.rows:
-            family.add_metric(labels, value)
-        return family
 
 
 def format_value(value: float) -> str:
@@ -92,6 +76,8 @@ def _line_renderer(name: str, labels: Tuple[str, ...], finite: bool) -> LineRend
 
 
 def render(families: Iterable[RowFamily]) -> bytes:
+    """The text format of the families, in their order: the one way the exporter's
+    metrics reach a client (the HTTP page and ``--once``)."""
     out: List[str] = []
     escape = _EscapeCache()
     for family in families:

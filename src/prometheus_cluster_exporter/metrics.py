@@ -1,8 +1,15 @@
-"""Names, help texts and labels of every metric the exporter exposes (one table)."""
+"""Names, help texts and labels of every metric the exporter exposes (one table), and
+``RowFamily``, the pipeline's output: a spec with its rows, ready for ``exposition``.
+
+Imports nothing of the exporter's: every room may use it.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple
+from typing import Collection, NamedTuple, Tuple
+
+#: Label values (in the spec's label order) and the value of each series of a family.
+Rows = Collection[Tuple[Tuple[str, ...], float]]
 
 
 class MetricSpec(NamedTuple):
@@ -12,6 +19,13 @@ class MetricSpec(NamedTuple):
 
     def with_labels(self, *extra: str) -> MetricSpec:
         return self._replace(labels=(*self.labels, *extra))
+
+
+class RowFamily(NamedTuple):
+    """A gauge family as the collector produces it: label-value tuples and values."""
+
+    spec: MetricSpec
+    rows: Rows
 
 
 _PROC = ("proc_name", "group_name", "user_name")

@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter, OrderedDict
-from typing import Callable, Iterable, Tuple
+from typing import Callable, Iterable, List, Mapping, Optional, Tuple
+
+from prometheus_cluster_exporter import attribution as attr
+from prometheus_cluster_exporter.jobid import ProcRef, Ref
+from prometheus_cluster_exporter.records import PasswdEntry
 
 log = logging.getLogger("prometheus_cluster_exporter.collector")
 
@@ -94,3 +99,33 @@ class ProblemLog:
             )
             named += 1
         return named
+
+    def report_lost(
+        self,
+        owner_of: Mapping[str, attr.Owner],
+        refs: Mapping[str, Ref],
+        users: Optional[Mapping[int, PasswdEntry]],
+    ) -> None:
+        """Warn about the ids of a scrape lost to bad input (``attr.INPUT_PROBLEMS``);
+        the others (jobs that just ended, say) only at DEBUG."""
+        problems: List[Tuple[str, str]] = []
+        debug = log.isEnabledFor(logging.DEBUG)
+        for reason, jobid in attr.lost_ids(owner_of):
+            if reason in attr.INPUT_PROBLEMS:
+                problems.append((reason, jobid))
+            elif debug:
+                log.debug("jobid %s not attributed: %s", shown_id(jobid), reason)
+        self.report(
+            problems, lambda reason, jobid: explain(reason, refs[jobid], users), time.monotonic()
+        )
+
+
+def explain(reason: str, ref: Ref, users: Optional[Mapping[int, PasswdEntry]]) -> str:
+    """Why an id is lost, in words, for its warning."""
+    if reason == attr.UNKNOWN_UID and isinstance(ref, ProcRef):
+        return f"uid {ref.uid} is unknown to getent"
+    if reason == attr.UNKNOWN_GID and isinstance(ref, ProcRef) and users is not None:
+        user = users.get(ref.uid)
+        gid = user.gid if user is not None else "?"
+        return f"primary gid {gid} of uid {ref.uid} has no group name"
+    return "fits none of the jobid formats (see --lustre.jobid-format)"

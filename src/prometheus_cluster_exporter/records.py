@@ -1,36 +1,58 @@
-"""Plain typed records that flow from the sources into attribution.
+"""The contract between the rooms: typed records and the interfaces of the sources.
 
-Sources return these and nothing else; attribution never sees JSON, text lines or
-subprocess handles.
+Sources return these records and nothing else; attribution never sees JSON, text lines
+or subprocess handles, and the collector knows a source only by the protocols below.
+This module imports nothing of the exporter's but ``errors``: every other room may
+import it.
+
+Every source method takes an absolute ``deadline`` (``time.monotonic()`` value) and
+must return or raise :class:`~prometheus_cluster_exporter.errors.SourceError` by then.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Dict, Generic, NamedTuple, TypeVar
+from typing import Dict, Generic, List, NamedTuple, Optional, Protocol, Sequence, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 
 T = TypeVar("T")
 
 
+#: A Lustre target name is ``<fsname>-<OST|MDT|MGT><4 hex digits>``.
+FS_OF_TARGET = "(.+)-[A-Za-z]{3}[0-9a-fA-F]{4}"
+_FS_OF_TARGET = re.compile(FS_OF_TARGET)
+
+
+def fs_of_target(target: str) -> str:
+    """``scratch-MDT0000`` -> ``scratch``; a target of another form is its own name."""
+    match = _FS_OF_TARGET.fullmatch(target)
+    return match.group(1) if match else target
+
+
 class JobidRate(NamedTuple):
     """One answer row of a throughput query: ``sum by(jobid)(rate(...))``.
 
-    ``fs`` is the filesystem name when the query also groups by filesystem, else "".
+    ``fs`` is the filesystem the rate was measured on, "" when the source was not asked
+    to tell filesystems apart (``--metrics.fs-label`` off).
     """
 
     jobid: str
     value: float
-    fs: str = ""
+    fs: str
 
 
 class TargetRate(NamedTuple):
-    """One answer row of the metadata query: ``sum by(target, jobid)(rate(...))``."""
+    """One answer row of the metadata query: ``sum by(target, jobid)(rate(...))``.
+
+    ``fs`` is the filesystem of the target (``fs_of_target``), set by the source.
+    """
 
     jobid: str
     value: float
     target: str
+    fs: str
 
 
 class SlurmJob(NamedTuple):
@@ -74,3 +96,51 @@ def checked(items: T, skipped: int, what: str) -> Parsed[T]:
     if skipped and not items:
         raise SourceError(f"{what}: none of the {skipped} entries has the expected form")
     return Parsed(items, skipped)
+
+
+class LustreSource(Protocol):
+    """Per-jobid Lustre rates, as computed by a Prometheus-compatible server.
+
+    ``at`` is the evaluation time (Unix seconds) shared by the three answers of a scrape,
+    so that read, write and metadata describe the same instant; None means "now".
+    """
+
+    def read_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[JobidRate]]: ...
+
+    def write_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[JobidRate]]: ...
+
+    def metadata_rates(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[TargetRate]]: ...
+
+
+class JobSource(Protocol):
+    """Slurm jobs that may be doing IO right now."""
+
+    def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]: ...
+
+
+class JobLookup(Protocol):
+    """Jobs by id, including finished ones (sacct)."""
+
+    def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]: ...
+
+
+class IdentitySource(Protocol):
+    """uid -> (user name, primary gid) and gid -> group name.
+
+    ``users``/``groups`` enumerate the databases; ``lookup_users``/``lookup_groups``
+    resolve ids the enumeration did not list (directory services often do not enumerate).
+    """
+
+    def users(self, deadline: float) -> Parsed[UserTable]: ...
+
+    def groups(self, deadline: float) -> Parsed[GroupTable]: ...
+
+    def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]: ...
+
+    def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]: ...

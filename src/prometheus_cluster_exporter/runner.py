@@ -19,11 +19,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Extra time allowed past the deadline before a call that ignores it is abandoned.
 GRACE_SECONDS = 1.0
@@ -32,12 +34,15 @@ STILL_RUNNING = "its call of an earlier scrape is still running; not started aga
 
 
 @dataclass
-class SourceOutcome:
-    """What one call returned (``value``) or why it failed (``error``), and how long it took."""
+class SourceOutcome(Generic[T]):
+    """What one call returned (``value``) or why it failed (``error``), and how long it took.
+
+    ``value`` is set exactly when ``error`` is None.
+    """
 
     name: str
     seconds: float
-    value: Any = None
+    value: Optional[T] = None
     error: Optional[str] = None
     #: The traceback of an unexpected exception, for the log.
     trace: Optional[str] = None
@@ -46,14 +51,18 @@ class SourceOutcome:
     def ok(self) -> bool:
         return self.error is None
 
+    def failed(self, error: str) -> SourceOutcome[T]:
+        """This outcome turned into a failure (its value dropped), same name and time."""
+        return SourceOutcome(self.name, self.seconds, None, error)
 
-class _Call(threading.Thread):
-    def __init__(self, name: str, func: Callable[[float], Any], deadline: float) -> None:
+
+class _Call(threading.Thread, Generic[T]):
+    def __init__(self, name: str, func: Callable[[float], T], deadline: float) -> None:
         super().__init__(name=f"source {name}", daemon=True)
         self.source = name
         self.func = func
         self.deadline = deadline
-        self.outcome: Optional[SourceOutcome] = None
+        self.outcome: Optional[SourceOutcome[T]] = None
         self.started = time.perf_counter()
 
     def run(self) -> None:
@@ -74,38 +83,75 @@ class _Call(threading.Thread):
         self.outcome = outcome
 
 
+class Pending(Generic[T]):
+    """A call started by a Batch; ``outcome`` is set once the batch has been waited for."""
+
+    def __init__(self, name: str, call: Optional[_Call[T]]) -> None:
+        self.name = name
+        self.call = call
+        self.outcome: SourceOutcome[T] = SourceOutcome(name, 0.0, None, STILL_RUNNING)
+
+    def settle(self, wait_until: float) -> SourceOutcome[T]:
+        call = self.call
+        if call is not None:
+            call.join(max(0.0, wait_until - time.monotonic()))
+            if call.outcome is not None:
+                self.outcome = call.outcome
+            else:
+                log.debug("source %s abandoned at the deadline", self.name)
+                seconds = time.perf_counter() - call.started
+                self.outcome = SourceOutcome(self.name, seconds, None, ABANDONED)
+        return self.outcome
+
+
+class Batch:
+    """Calls started together under one deadline and waited for together::
+
+    batch = runner.batch(deadline)
+    jobs = batch.start("squeue", squeue.jobs)   # Pending[Parsed[List[SlurmJob]]]
+    batch.wait()
+    jobs.outcome.value
+    """
+
+    def __init__(self, runner: SourceRunner, deadline: float) -> None:
+        self.runner = runner
+        self.deadline = deadline
+        self.pending: List[Pending[Any]] = []
+
+    def start(self, name: str, func: Callable[[float], T]) -> Pending[T]:
+        pending: Pending[T] = Pending(name, self.runner._start(name, func, self.deadline))
+        self.pending.append(pending)
+        return pending
+
+    def wait(self) -> Dict[str, SourceOutcome[Any]]:
+        """Every outcome, by name, in the order the calls were started."""
+        wait_until = self.deadline + self.runner.grace
+        return {p.name: p.settle(wait_until) for p in self.pending}
+
+
 class SourceRunner:
     """Runs named calls concurrently under one deadline (see the module docstring)."""
 
     def __init__(self, grace: float = GRACE_SECONDS) -> None:
         self.grace = grace
         self._lock = threading.Lock()
-        self._running: Dict[str, _Call] = {}
+        self._running: Dict[str, _Call[Any]] = {}
 
     def abandoned(self) -> int:
         """How many calls of earlier scrapes are still running."""
         with self._lock:
             return sum(1 for call in self._running.values() if call.is_alive())
 
-    def run(
-        self, calls: Mapping[str, Callable[[float], Any]], deadline: float
-    ) -> Dict[str, SourceOutcome]:
-        outcomes: Dict[str, SourceOutcome] = {}
-        started: Dict[str, _Call] = {}
+    def batch(self, deadline: float) -> Batch:
+        return Batch(self, deadline)
+
+    def _start(self, name: str, func: Callable[[float], T], deadline: float) -> Optional[_Call[T]]:
+        """The started call, or None while the same source's earlier call still runs."""
         with self._lock:
-            for name, func in calls.items():
-                earlier = self._running.get(name)
-                if earlier is not None and earlier.is_alive():
-                    outcomes[name] = SourceOutcome(name, 0.0, None, STILL_RUNNING)
-                    continue
-                call = self._running[name] = started[name] = _Call(name, func, deadline)
-                call.start()
-        wait_until = deadline + self.grace
-        for name, call in started.items():
-            call.join(max(0.0, wait_until - time.monotonic()))
-            outcome = call.outcome
-            if outcome is None:
-                log.debug("source %s abandoned at the deadline", name)
-                outcome = SourceOutcome(name, time.perf_counter() - call.started, None, ABANDONED)
-            outcomes[name] = outcome
-        return {name: outcomes[name] for name in calls}
+            earlier = self._running.get(name)
+            if earlier is not None and earlier.is_alive():
+                return None
+            call: _Call[T] = _Call(name, func, deadline)
+            self._running[name] = call
+            call.start()
+            return call

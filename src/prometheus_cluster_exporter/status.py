@@ -4,6 +4,9 @@ Shows the version, a summary of the configuration (credentials never appear: URL
 shown without user:password and secrets are only named by their file), each source's
 last duration, result and error, the last scrape's time and scrape_ok, the top
 consumers of the last scrape, and the link to the metrics.
+
+It renders plain values, a ``report.ScrapeReport`` and a list of configuration rows; it
+never sees the collector, the sources or the run mode. Imports ``config`` and ``report``.
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ from __future__ import annotations
 import html
 import platform
 import time
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter import __version__
-from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import Config
-from prometheus_cluster_exporter.upstream import redact_url
+from prometheus_cluster_exporter.report import ScrapeReport
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;color:#222;max-width:1100px}
@@ -39,12 +41,11 @@ def human_rate(value: float) -> str:
     return f"{value:,.1f} GiB/s"  # pragma: no cover
 
 
-def config_summary(config: Config, listening: str = "") -> List[Tuple[str, str]]:
+def config_summary(config: Config, queried: str, listening: str = "") -> List[Tuple[str, str]]:
+    """(name, value) rows of the configuration; ``queried`` says what the exporter queries
+    (without credentials)."""
     rows = [
-        (
-            "Query API",
-            "built-in demo cluster" if config.demo else redact_url(config.promserver or ""),
-        ),
+        ("Query API", queried),
         (
             "Listen address",
             listening or f"{config.listen_host or '*'}:{config.port}{config.telemetry_path}",
@@ -68,9 +69,8 @@ def config_summary(config: Config, listening: str = "") -> List[Tuple[str, str]]
 
 
 def render_status_page(
-    config: Config, collector: ClusterCollector, metrics_path: str, listening: str = ""
+    last: Optional[ScrapeReport], summary: Sequence[Tuple[str, str]], metrics_path: str
 ) -> str:
-    last = collector.last
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -117,7 +117,7 @@ def render_status_page(
         else:
             parts.append('<p class="muted">No IO in the last scrape.</p>')
     parts.append("<h2>Configuration</h2><table>")
-    for name, value in config_summary(config, listening):
+    for name, value in summary:
         parts.append(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>")
     parts.append("</table></body></html>\n")
     return "\n".join(parts)

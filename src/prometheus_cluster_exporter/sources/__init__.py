@@ -1,66 +1,13 @@
-"""Sources: each wraps one external system and returns plain records (see ``records``).
+"""Sources: each module wraps one external system and returns plain records.
 
-Every source method takes an absolute ``deadline`` (``time.monotonic()`` value) and
-must return or raise :class:`~prometheus_cluster_exporter.errors.SourceError` by then.
+- ``prometheus`` (with ``promhttp``, ``promvector``): Lustre rates from the query API;
+- ``slurm``: jobs from squeue and sacct;
+- ``identity``: users and groups from getent;
+- ``demo``: a synthetic cluster behind the same interfaces, for ``--demo``;
+- ``command``, ``lines``: running a command within the deadline, parsing its lines.
+
+The interfaces they implement and the records they return live in ``records``. A source
+module may import ``records``, ``errors``, ``pacing``, ``cache``, ``jsonutil``,
+``upstream``, ``credentials`` and other modules of this package; never the collector,
+attribution or anything that renders.
 """
-
-from __future__ import annotations
-
-from typing import List, Optional, Protocol, Sequence
-
-from prometheus_cluster_exporter.records import (
-    GroupTable,
-    JobidRate,
-    Parsed,
-    SlurmJob,
-    TargetRate,
-    UserTable,
-)
-
-
-class LustreSource(Protocol):
-    """Per-jobid Lustre rates, as computed by a Prometheus-compatible server.
-
-    ``at`` is the evaluation time (Unix seconds) shared by the three answers of a scrape,
-    so that read, write and metadata describe the same instant; None means "now".
-    """
-
-    def read_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[JobidRate]]: ...
-
-    def write_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[JobidRate]]: ...
-
-    def metadata_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[TargetRate]]: ...
-
-
-class JobSource(Protocol):
-    """Slurm jobs that may be doing IO right now."""
-
-    def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]: ...
-
-
-class JobLookup(Protocol):
-    """Jobs by id, including finished ones (sacct)."""
-
-    def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]: ...
-
-
-class IdentitySource(Protocol):
-    """uid -> (user name, primary gid) and gid -> group name.
-
-    ``users``/``groups`` enumerate the databases; ``lookup_users``/``lookup_groups``
-    resolve ids the enumeration did not list (directory services often do not enumerate).
-    """
-
-    def users(self, deadline: float) -> Parsed[UserTable]: ...
-
-    def groups(self, deadline: float) -> Parsed[GroupTable]: ...
-
-    def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]: ...
-
-    def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]: ...

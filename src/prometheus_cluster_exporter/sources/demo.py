@@ -22,6 +22,7 @@ from prometheus_cluster_exporter.records import (
     SlurmJob,
     TargetRate,
     UserTable,
+    fs_of_target,
 )
 
 _ACCOUNTS = ("physics", "chemistry", "biology", "climate", "astro")
@@ -40,7 +41,8 @@ _USERS = (
     "oscar",
 )
 _PROCS = ("rsync", "cp", "python3", "tar", "dd", "my.app", "kworker/86:1", "(ostnamed)")
-_MDTS = ("scratch-MDT0000", "scratch-MDT0001")
+_FS = "scratch"
+_MDTS = (f"{_FS}-MDT0000", f"{_FS}-MDT0001")
 _DIRECTORY_UIDS = (50001,)
 
 
@@ -100,7 +102,8 @@ class DemoCluster:
         return 1.0 + 0.6 * math.sin(self.clock() / 95.0 + s.phase)
 
     def rates(self, kind: str) -> List[JobidRate]:
-        return [JobidRate(s.jobid, getattr(s, kind) * self._level(s)) for s in self._series]
+        """Throughput per jobid; all of the demo's IO is on one filesystem."""
+        return [JobidRate(s.jobid, getattr(s, kind) * self._level(s), _FS) for s in self._series]
 
     def metadata(self) -> List[TargetRate]:
         out: List[TargetRate] = []
@@ -109,7 +112,7 @@ class DemoCluster:
             for i, target in enumerate(_MDTS):
                 share = round(total * (0.7 if i == 0 else 0.3))
                 if share >= 1:
-                    out.append(TargetRate(s.jobid, float(share), target))
+                    out.append(TargetRate(s.jobid, float(share), target, fs_of_target(target)))
         return out
 
 

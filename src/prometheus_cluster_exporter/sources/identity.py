@@ -22,12 +22,12 @@ from typing import Callable, Dict, List, Sequence, Tuple, TypeVar
 from prometheus_cluster_exporter.cache import Memo, TTLCache
 from prometheus_cluster_exporter.records import (
     GroupTable,
+    IdentitySource,
     Parsed,
     PasswdEntry,
     UserTable,
     checked,
 )
-from prometheus_cluster_exporter.sources import IdentitySource
 from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
 
 log = logging.getLogger(__name__)

@@ -12,13 +12,12 @@ window and the metric/label names configurable::
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from prometheus_cluster_exporter.jsonutil import vector_decoder
 from prometheus_cluster_exporter.pacing import check_deadline
-from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate
+from prometheus_cluster_exporter.records import FS_OF_TARGET, JobidRate, Parsed, TargetRate
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
 from prometheus_cluster_exporter.sources.promvector import (
     decode_json,
@@ -28,13 +27,10 @@ from prometheus_cluster_exporter.sources.promvector import (
     parse_jobid_vector,
     parse_target_vector,
 )
-from prometheus_cluster_exporter.upstream import redact_url
 
 log = logging.getLogger(__name__)
 
 FS_LABEL = "fs"
-FS_OF_TARGET = "(.+)-[A-Za-z]{3}[0-9a-fA-F]{4}"
-_FS_OF_TARGET = re.compile(FS_OF_TARGET)
 
 
 @dataclass(frozen=True)
@@ -88,12 +84,6 @@ class LustreQueries:
             mdt_target_regex=mdt_target_regex,
             fs_label=fs_label,
         )
-
-
-def fsname(target: str) -> str:
-    """``scratch-MDT0000`` -> ``scratch``; a target of another form is its own name."""
-    match = _FS_OF_TARGET.fullmatch(target)
-    return match.group(1) if match else target
 
 
 class PrometheusLustreSource:
@@ -158,8 +148,6 @@ __all__: Tuple[str, ...] = (
     "LustreQueries",
     "PrometheusClient",
     "PrometheusLustreSource",
-    "fsname",
     "parse_jobid_vector",
     "parse_target_vector",
-    "redact_url",
 )

@@ -21,7 +21,13 @@ from typing import Any, Dict, List, Optional
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, VectorDecoder, loads
 from prometheus_cluster_exporter.pacing import paced
-from prometheus_cluster_exporter.records import JobidRate, Parsed, TargetRate, checked
+from prometheus_cluster_exporter.records import (
+    JobidRate,
+    Parsed,
+    TargetRate,
+    checked,
+    fs_of_target,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +103,7 @@ def parse_target_vector(
     deadline: float = math.inf,
 ) -> Parsed[List[TargetRate]]:
     """Turn a ``sum by(target, jobid)`` answer into TargetRate records (MDT targets only)."""
-    keep = re.compile(target_regex).fullmatch
+    fs_of = _TargetFilter(target_regex)
     rates: List[TargetRate] = []
     skipped = 0
     for chunk in paced(vector_result(payload, what), deadline, decoding(what)):
@@ -107,9 +113,10 @@ def parse_target_vector(
                 jobid, target = labels[jobid_label], labels[target_label]
                 if not isinstance(jobid, str) or not isinstance(target, str):
                     raise TypeError("label is not a string")
-                if not keep(target):
+                fs = fs_of[target]
+                if fs is None:
                     raise ValueError(f"target {target!r} is not a metadata target")
-                rates.append(TargetRate(jobid, _sample_value(sample), target))
+                rates.append(TargetRate(jobid, _sample_value(sample), target, fs))
             except (KeyError, TypeError, ValueError, IndexError) as exc:
                 skipped += 1
                 log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
@@ -124,6 +131,21 @@ def decode_json(body: bytes, what: str) -> Any:
 
 
 _new = tuple.__new__
+
+
+class _TargetFilter(Dict[str, Optional[str]]):
+    """target -> its filesystem name, or None for a target that is not a metadata target.
+
+    An answer names few distinct targets (the MDTs) in many rows: each is matched once.
+    """
+
+    def __init__(self, target_regex: str) -> None:
+        super().__init__()
+        self._keep = re.compile(target_regex).fullmatch
+
+    def __missing__(self, target: str) -> Optional[str]:
+        fs = self[target] = fs_of_target(target) if self._keep(target) else None
+        return fs
 
 
 def fast_jobid_rates(
@@ -164,24 +186,21 @@ def fast_target_rates(
     deadline: float = math.inf,
 ) -> Parsed[List[TargetRate]]:
     """TargetRate records from typed samples (labels: jobid and target)."""
-    keep = re.compile(target_regex).fullmatch
-    allowed: Dict[str, bool] = {}
+    fs_of = _TargetFilter(target_regex)
     rates: List[TargetRate] = []
     skipped = 0
     labels_of = decoder.labels_of
     for chunk in paced(samples, deadline, decoding(what)):
         for sample in chunk:
             jobid, target = labels_of(sample.metric)
-            ok = allowed.get(target)
-            if ok is None:
-                ok = allowed[target] = keep(target) is not None
+            fs = fs_of[target]
             try:
                 value = float(sample.value[1])
             except ValueError:
                 value = math.nan
-            if not ok or value - value != 0:
+            if fs is None or value - value != 0:
                 skipped += 1
                 log.debug("%s: skipping sample %r %r", what, target, sample.value[1])
                 continue
-            rates.append(_new(TargetRate, (jobid, value, target)))
+            rates.append(_new(TargetRate, (jobid, value, target, fs)))
     return checked(rates, skipped, what)

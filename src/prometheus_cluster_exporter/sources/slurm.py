@@ -22,8 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from prometheus_cluster_exporter import jsonutil
 from prometheus_cluster_exporter.cache import TTLCache
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.records import Parsed, SlurmJob, checked
-from prometheus_cluster_exporter.sources import JobLookup
+from prometheus_cluster_exporter.records import JobLookup, Parsed, SlurmJob, checked
 from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,125 @@
+"""Metric families from attribution results: pure functions, no I/O, no state.
+
+One table, ``QUERIES``, says for each Lustre query which families it feeds, which
+stage times its build, and which labels follow the owner's: the MDT ``target`` for
+metadata, and ``fs`` with ``--metrics.fs-label``. Imports ``metrics`` and ``records``.
+
+Sample (a read answer, fs label on)::
+
+    cluster_job_read_throughput_bytes{account="physics",fs="scratch",user="alice"} 1048576.0
+    cluster_unattributed_read_throughput_bytes{fs="scratch",reason="unknown_job"} 4096.0
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from prometheus_cluster_exporter.metrics import (
+    JOB_METADATA,
+    JOB_READ,
+    JOB_WRITE,
+    PROC_METADATA,
+    PROC_READ,
+    PROC_WRITE,
+    SCRAPE_OK,
+    STAGE_SECONDS,
+    UNATTRIBUTED_METADATA,
+    UNATTRIBUTED_READ,
+    UNATTRIBUTED_WRITE,
+    MetricSpec,
+    RowFamily,
+)
+from prometheus_cluster_exporter.records import JobidRate, TargetRate
+
+FS = "fs"
+
+#: The labels a record adds after its owner's (see ``attribution.attribute``).
+ExtraLabels = Callable[[Any], Tuple[str, ...]]
+
+
+def _fs(row: JobidRate) -> Tuple[str, ...]:
+    return (row.fs,)
+
+
+def _target(row: TargetRate) -> Tuple[str, ...]:
+    return (row.target,)
+
+
+def _target_fs(row: TargetRate) -> Tuple[str, ...]:
+    return (row.target, row.fs)
+
+
+class Query(NamedTuple):
+    """One Lustre query: its name (in logs), its build stage and its three families."""
+
+    source: str
+    stage: str
+    job: MetricSpec
+    proc: MetricSpec
+    lost: MetricSpec
+    #: Labels after the owner's without and with the fs label.
+    extra: Optional[ExtraLabels]
+    extra_fs: ExtraLabels
+
+
+METADATA = Query(
+    "metadata query",
+    "build_metadata_metrics",
+    JOB_METADATA,
+    PROC_METADATA,
+    UNATTRIBUTED_METADATA,
+    _target,
+    _target_fs,
+)
+READ = Query(
+    "read query", "build_read_throughput_metrics", JOB_READ, PROC_READ, UNATTRIBUTED_READ, None, _fs
+)
+WRITE = Query(
+    "write query",
+    "build_write_throughput_metrics",
+    JOB_WRITE,
+    PROC_WRITE,
+    UNATTRIBUTED_WRITE,
+    None,
+    _fs,
+)
+#: In the order their families are exposed.
+QUERIES = (METADATA, READ, WRITE)
+
+
+def extra_labels(query: Query, fs_label: bool) -> Optional[ExtraLabels]:
+    return query.extra_fs if fs_label else query.extra
+
+
+def query_families(
+    query: Query,
+    jobs: Mapping[Tuple[str, ...], float],
+    procs: Mapping[Tuple[str, ...], float],
+    unattributed: Mapping[Tuple[str, ...], float],
+    *,
+    fs_label: bool,
+    jobs_known: bool,
+    identities_known: bool,
+) -> List[RowFamily]:
+    """The families of one attributed answer.
+
+    The job family is left out when squeue failed, the process family when getent did
+    (their rows are all unattributed then); the unattributed family is always there.
+    """
+    fs = (FS,) if fs_label else ()
+    families = []
+    if jobs_known:
+        families.append(RowFamily(query.job.with_labels(*fs), jobs.items()))
+    if identities_known:
+        families.append(RowFamily(query.proc.with_labels(*fs), procs.items()))
+    families.append(RowFamily(query.lost.with_labels(*fs), unattributed.items()))
+    return families
+
+
+def stage_family(stages: Sequence[Tuple[str, float]]) -> RowFamily:
+    """``cluster_exporter_stage_execution_seconds`` for (stage name, seconds) pairs."""
+    return RowFamily(STAGE_SECONDS, [((name,), seconds) for name, seconds in stages])
+
+
+def scrape_ok_family(ok: bool) -> RowFamily:
+    return RowFamily(SCRAPE_OK, [((), 1.0 if ok else 0.0)])

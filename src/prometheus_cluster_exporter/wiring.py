@@ -1,0 +1,153 @@
+"""Wiring: the sources a run mode uses, the collector over them, and the /metrics body.
+
+``build_sources`` is the one place that knows the run modes' sources (the real cluster's
+or the demo's); everything after it, the collector, the page and the status page, works
+the same whatever the mode. Imports the sources, the collector and the renderer; nothing
+imports this module but ``cli``.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from prometheus_cluster_exporter import __version__
+from prometheus_cluster_exporter.collector import ClusterCollector
+from prometheus_cluster_exporter.config import Config
+from prometheus_cluster_exporter.exposition import render
+from prometheus_cluster_exporter.gcpause import gc_paused
+from prometheus_cluster_exporter.jobid import JobidGrammar
+from prometheus_cluster_exporter.metrics import BUILD_INFO, TIMEOUT_SECONDS, RowFamily
+from prometheus_cluster_exporter.records import (
+    IdentitySource,
+    JobLookup,
+    JobSource,
+    LustreSource,
+)
+from prometheus_cluster_exporter.sources.identity import CachedIdentities
+from prometheus_cluster_exporter.upstream import redact_url
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The sources of one run mode, and what to tell about them."""
+
+    lustre: LustreSource
+    jobs: JobSource
+    identities: IdentitySource
+    job_lookup: Optional[JobLookup]
+    #: What the exporter queries, for the log and the status page (no credentials).
+    description: str
+    #: (flag, executable) of every command the sources run, for --check-config.
+    commands: Tuple[Tuple[str, str], ...] = ()
+
+
+def build_sources(config: Config, demo: bool = False) -> Sources:
+    """The built-in demo cluster, or the real cluster the configuration names."""
+    if demo:
+        from prometheus_cluster_exporter.sources.demo import demo_sources
+
+        lustre, jobs, identities = demo_sources()
+        return Sources(lustre, jobs, identities, None, "the built-in demo cluster")
+    return _cluster_sources(config)
+
+
+def _cluster_sources(config: Config) -> Sources:
+    from prometheus_cluster_exporter.sources.identity import GetentSource
+    from prometheus_cluster_exporter.sources.prometheus import (
+        LustreQueries,
+        PrometheusClient,
+        PrometheusLustreSource,
+    )
+    from prometheus_cluster_exporter.sources.slurm import CachedJobLookup, SacctSource, SqueueSource
+
+    queries = LustreQueries.build(
+        rate_function=config.rate_function,
+        window=config.timerange,
+        read_metric=config.read_metric,
+        write_metric=config.write_metric,
+        stats_metric=config.stats_metric,
+        jobid_label=config.jobid_label,
+        target_label=config.target_label,
+        mdt_target_regex=config.mdt_target_regex,
+        fs_label=config.fs_label,
+    )
+    client = PrometheusClient(
+        config.promserver or "",
+        max_response_bytes=config.max_response_bytes,
+        basic_auth=(
+            (config.promserver_user, config.promserver_password())
+            if config.promserver_user
+            else None
+        ),
+        bearer_token_file=config.promserver_bearer_token_file,
+        ca_file=config.promserver_ca_file,
+        insecure_skip_verify=config.promserver_insecure,
+        cert_file=config.promserver_cert_file,
+        key_file=config.promserver_key_file,
+    )
+    cap = config.max_command_output_bytes
+    commands = [("--slurm.squeue-path", config.squeue_path), ("--getent.path", config.getent_path)]
+    job_lookup: Optional[JobLookup] = None
+    if config.sacct:
+        job_lookup = CachedJobLookup(SacctSource(config.sacct_path, max_output=cap))
+        commands.append(("--slurm.sacct-path", config.sacct_path))
+    return Sources(
+        PrometheusLustreSource(client, queries),
+        SqueueSource(config.squeue_path, json=config.squeue_json, max_output=cap),
+        GetentSource(config.getent_path, max_output=cap),
+        job_lookup,
+        f"Prometheus at {redact_url(config.promserver or '')}",
+        tuple(commands),
+    )
+
+
+def build_collector(config: Config, sources: Sources) -> ClusterCollector:
+    """A collector over the sources, with the configuration's attribution settings."""
+    return ClusterCollector(
+        sources.lustre,
+        sources.jobs,
+        CachedIdentities(sources.identities, ttl=config.getent_cache_ttl),
+        timeout=config.timeout,
+        grammar=JobidGrammar(config.jobid_formats),
+        job_lookup=sources.job_lookup,
+        job_grace=config.effective_job_grace,
+        fs_label=config.fs_label,
+    )
+
+
+BUILD = RowFamily(BUILD_INFO, [((__version__, platform.python_version()), 1.0)])
+
+
+def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> Callable[[], bytes]:
+    """The body of /metrics: the cluster metrics (fast renderer), the build info, the
+    configured timeout and the exporter's own process_*/python_* metrics."""
+    constant = [BUILD, RowFamily(TIMEOUT_SECONDS, [((), collector.timeout)])]
+    own = CollectorRegistry(auto_describe=False)
+    if process_metrics:
+        ProcessCollector(registry=own)
+        PlatformCollector(registry=own)
+        GCCollector(registry=own)
+
+    def page() -> bytes:
+        # The pause spans collect and render and ends once the families are freed, so the
+        # collection that follows does not walk the whole scrape's data.
+        with gc_paused():
+            body = render([*collector.scrape(), *constant])
+        return body + generate_latest(own)
+
+    return page
+
+
+def check_commands(sources: Sources) -> List[str]:
+    """Problems with the commands the sources run (for --check-config)."""
+    return [
+        f"{flag}: {path} not found or not executable"
+        for flag, path in sources.commands
+        if shutil.which(path) is None
+    ]
