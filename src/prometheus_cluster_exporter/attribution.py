@@ -11,8 +11,21 @@ for every query answer (up to float rounding).
 
 from __future__ import annotations
 
+from collections import ChainMap
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    TypeVar,
+    cast,
+)
 
 from prometheus_cluster_exporter.jobid import JobidGrammar, JobRef, ProcRef, Ref
 from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob
@@ -54,6 +67,7 @@ __all__ = [
     "classify",
     "index_jobs",
     "lost_ids",
+    "overlay",
     "owners",
 ]
 
@@ -72,6 +86,8 @@ def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
     return index
 
 
+K = TypeVar("K")
+V = TypeVar("V")
 Extra = Tuple[str, ...]
 Key = Tuple[str, ...]
 
@@ -199,3 +215,8 @@ def wanted_gids(
 ) -> List[int]:
     """Primary gids of these users that ``groups`` does not hold."""
     return sorted({users[u].gid for u in uids if u in users and users[u].gid not in groups})
+
+
+def overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:
+    """``base`` with ``extra`` added (base wins), without copying ``base``."""
+    return ChainMap(cast(Dict[K, V], base), extra)

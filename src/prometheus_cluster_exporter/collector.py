@@ -41,9 +41,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import ChainMap
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar, cast
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import families as fam
@@ -59,12 +58,11 @@ from prometheus_cluster_exporter.records import (
     JobLookup,
     JobSource,
     LustreSource,
-    Parsed,
     PasswdEntry,
     SlurmJob,
 )
 from prometheus_cluster_exporter.report import ScrapeReport, SourceStatus, top_consumers
-from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner
+from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner, log_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +203,7 @@ class ClusterCollector:
                         identities_known=scrape.users is not None and scrape.groups is not None,
                     )
                 )
-        scrape_ok = _log_outcomes(scrape.outcomes)
+        scrape_ok = log_outcomes(scrape.outcomes, log)
         families.append(fam.stage_family(_stages(scrape)))
         families.append(fam.scrape_ok_family(scrape_ok))
         elapsed = time.perf_counter() - t0
@@ -272,10 +270,10 @@ class ClusterCollector:
         scrape.outcomes.update(batch.wait())
         if sacct is not None and sacct.outcome.value is not None and jobs is not None:
             found = attr.index_jobs(sacct.outcome.value.items)
-            scrape.jobs = overlay(jobs, found) if found else jobs
+            scrape.jobs = attr.overlay(jobs, found) if found else jobs
         if keyed is not None and keyed.outcome.value is not None and users is not None:
             extra = keyed.outcome.value.items
-            scrape.users = overlay(users, extra) if extra else users
+            scrape.users = attr.overlay(users, extra) if extra else users
 
     def _resolve_groups(self, scrape: _Scrape) -> None:
         """Step 3: keyed getent group for primary gids the enumeration did not name."""
@@ -290,7 +288,7 @@ class ClusterCollector:
         keyed = batch.start(GROUP_KEYED, lambda d: self.identities.lookup_groups(missing, d))
         scrape.outcomes.update(batch.wait())
         if keyed.outcome.value is not None and keyed.outcome.value.items:
-            scrape.groups = overlay(groups, keyed.outcome.value.items)
+            scrape.groups = attr.overlay(groups, keyed.outcome.value.items)
 
     def _attribute_all(self, scrape: _Scrape) -> Dict[Query, attr.Attribution]:
         """Owners of every jobid, then each answer summed per owner, in chunks.
@@ -331,30 +329,3 @@ def _stages(scrape: _Scrape) -> List[Tuple[str, float]]:
         seconds = out[query.source].seconds + scrape.build_seconds.get(query, 0.0)
         stages.append((query.stage, seconds))
     return stages
-
-
-def _log_outcomes(outcomes: Mapping[str, SourceOutcome[Any]]) -> bool:
-    """One ERROR line per failed source, one WARNING for all skipped entries; True if
-    every source succeeded."""
-    ok = True
-    for outcome in outcomes.values():
-        if not outcome.ok:
-            ok = False
-            if outcome.trace:
-                log.error("source %s failed: %s\n%s", outcome.name, outcome.error, outcome.trace)
-            else:
-                log.error("source %s failed: %s", outcome.name, outcome.error)
-    malformed = {
-        o.name: o.value.skipped
-        for o in outcomes.values()
-        if isinstance(o.value, Parsed) and o.value.skipped
-    }
-    if malformed:
-        parts = ", ".join(f"{n} from {src}" for src, n in malformed.items())
-        log.warning("skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts)
-    return ok
-
-
-def overlay(base: Mapping[K, V], extra: Dict[K, V]) -> Mapping[K, V]:
-    """``base`` with ``extra`` added (base wins), without copying ``base``."""
-    return ChainMap(cast(Dict[K, V], base), extra)

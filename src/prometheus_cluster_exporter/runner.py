@@ -19,9 +19,10 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generic, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
+from prometheus_cluster_exporter.records import Parsed
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +156,27 @@ class SourceRunner:
             self._running[name] = call
             call.start()
             return call
+
+
+def log_outcomes(outcomes: Mapping[str, SourceOutcome[Any]], logger: logging.Logger) -> bool:
+    """One ERROR line per failed source, one WARNING for all skipped entries; True if
+    every source succeeded."""
+    ok = True
+    for outcome in outcomes.values():
+        if not outcome.ok:
+            ok = False
+            if outcome.trace:
+                logger.error("source %s failed: %s\n%s", outcome.name, outcome.error, outcome.trace)
+            else:
+                logger.error("source %s failed: %s", outcome.name, outcome.error)
+    malformed = {
+        o.name: o.value.skipped
+        for o in outcomes.values()
+        if isinstance(o.value, Parsed) and o.value.skipped
+    }
+    if malformed:
+        parts = ", ".join(f"{n} from {src}" for src, n in malformed.items())
+        logger.warning(
+            "skipped malformed entries this scrape: %s (details with --log=DEBUG)", parts
+        )
+    return ok

@@ -17,7 +17,7 @@ key (``getent passwd 1001 1002 ...``), a few thousand per call.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, List, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from prometheus_cluster_exporter.cache import Memo, TTLCache
 from prometheus_cluster_exporter.records import (
@@ -29,6 +29,7 @@ from prometheus_cluster_exporter.records import (
     checked,
 )
 from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
+from prometheus_cluster_exporter.sources.lines import parse_lines
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +58,13 @@ def _parse_entries(
 ) -> Parsed[Dict[int, V]]:
     """Colon-separated database lines -> id -> value. The first entry of an id wins, as
     in NSS lookups; lines that do not fit are skipped and counted."""
+
+    def fitting(fields: List[str]) -> Optional[Tuple[int, V]]:
+        return entry(fields) if len(fields) >= min_fields and fields[0] else None
+
+    pairs, skipped = parse_lines(output, what, ":", fitting)
     table: Dict[int, V] = {}
-    skipped = 0
-    for raw in output.decode("utf-8", "replace").splitlines():
-        if not raw.strip():
-            continue
-        fields = raw.split(":")
-        try:
-            if len(fields) < min_fields or not fields[0]:
-                raise ValueError(raw)
-            key, value = entry(fields)
-        except ValueError:
-            skipped += 1
-            log.debug("%s: skipping unexpected line %r", what, raw[:200])
-            continue
+    for key, value in pairs:
         table.setdefault(key, value)
     return checked(table, skipped, what)
 

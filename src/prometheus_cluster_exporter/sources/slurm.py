@@ -24,6 +24,7 @@ from prometheus_cluster_exporter.cache import TTLCache
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.records import JobLookup, Parsed, SlurmJob, checked
 from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
+from prometheus_cluster_exporter.sources.lines import parse_lines
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,12 @@ def _jobid(text: str) -> Optional[str]:
 
 def parse_squeue(output: bytes) -> Parsed[List[SlurmJob]]:
     """Parse ``squeue -h -o "%A %a %u"`` output; skip (and log) lines that do not fit."""
-    jobs: List[SlurmJob] = []
-    skipped = 0
-    for raw in output.decode("utf-8", "replace").splitlines():
-        fields = raw.split()
-        if not fields:
-            continue
+
+    def entry(fields: List[str]) -> Optional[SlurmJob]:
         jobid = _jobid(fields[0]) if len(fields) == 3 else None
-        if jobid is None:
-            skipped += 1
-            log.debug("squeue: skipping unexpected line %r", raw[:200])
-            continue
-        jobs.append(SlurmJob(jobid, fields[1], fields[2]))
-    return checked(jobs, skipped, "squeue")
+        return SlurmJob(jobid, fields[1], fields[2]) if jobid is not None else None
+
+    return checked(*parse_lines(output, "squeue", None, entry), "squeue")
 
 
 def _number(value: Any) -> Optional[int]:
@@ -150,19 +144,12 @@ def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
 
 def parse_sacct(output: bytes) -> Parsed[List[SlurmJob]]:
     """Parse ``sacct -n -P -o JobIDRaw,Account,User`` output."""
-    jobs: List[SlurmJob] = []
-    skipped = 0
-    for raw in output.decode("utf-8", "replace").splitlines():
-        if not raw.strip():
-            continue
-        fields = raw.split("|")
+
+    def entry(fields: List[str]) -> Optional[SlurmJob]:
         jobid = _jobid(fields[0]) if len(fields) == 3 and fields[2] else None
-        if jobid is None:
-            skipped += 1
-            log.debug("sacct: skipping unexpected line %r", raw[:200])
-            continue
-        jobs.append(SlurmJob(jobid, fields[1] or NO_ACCOUNT, fields[2]))
-    return checked(jobs, skipped, "sacct")
+        return SlurmJob(jobid, fields[1] or NO_ACCOUNT, fields[2]) if jobid is not None else None
+
+    return checked(*parse_lines(output, "sacct", "|", entry), "sacct")
 
 
 class SqueueSource:
