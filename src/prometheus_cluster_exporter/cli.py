@@ -21,6 +21,7 @@ from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.status import config_summary, render_status_page
 from prometheus_cluster_exporter.webconfig import WebConfig
 from prometheus_cluster_exporter.wiring import (
+    Sources,
     build_collector,
     build_sources,
     check_commands,
@@ -89,25 +90,35 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     sources = build_sources(config, demo=mode.demo)
     if mode.action == CHECK:
-        problems = check_commands(sources)
-        for problem in problems:
-            print(f"{PROG}: error: {problem}", file=sys.stderr)
-        if problems:
-            return 2
-        build_collector(config, sources).close()
-        print(f"{PROG}: configuration OK")
-        return 0
+        return check(config, sources)
     collector = build_collector(config, sources)
     if mode.action == ONCE:
         return once(collector)
-    page = metrics_page(collector)
+    return serve(config, sources, collector, web)
+
+
+def check(config: Config, sources: Sources) -> int:
+    """--check-config: the commands exist and the collector can be built."""
+    problems = check_commands(sources)
+    for problem in problems:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    build_collector(config, sources).close()
+    print(f"{PROG}: configuration OK")
+    return 0
+
+
+def serve(
+    config: Config, sources: Sources, collector: ClusterCollector, web: Optional[WebConfig]
+) -> int:
+    """Serve the metrics and the status page until SIGTERM or SIGINT."""
     try:
-        server = listen(config, page, web)
+        server = listen(config, metrics_page(collector), web)
     except OSError as exc:
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -126,25 +137,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     log.info("Listening on %s", listening)
     if web is not None:
         log.info("Web access: %s", web.describe())
-
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     stop.wait()
     # Closes the listening socket and every connection; page calls still running are
-    # waited for at most a couple of seconds (they run on daemon threads).
-    _shut_down(server, collector)
-    log.info("Exporter finished")
-    return 0
-
-
-def _shut_down(server: ExporterServer, collector: ClusterCollector) -> None:
-    """Stop serving, then stop the commands a collect still runs (a hung squeue must not
-    outlive the exporter)."""
-    from prometheus_cluster_exporter.sources.command import kill_running
-
+    # waited for at most a couple of seconds (they run on daemon threads). Then the
+    # commands a collect still runs are stopped: a hung squeue must not outlive us.
     server.shutdown()
     server.server_close()
     collector.close()
-    killed = kill_running()
+    killed = sources.close()
     if killed:
         log.info("Killed %d command(s) still running", killed)
+    log.info("Exporter finished")
+    return 0

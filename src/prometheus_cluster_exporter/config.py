@@ -135,6 +135,13 @@ class Config:
         return self.window_seconds + JOB_GRACE_MARGIN
 
     def __post_init__(self) -> None:
+        self._check_server()
+        self._check_queries()
+        self._check_limits_and_paths()
+        self._check_attribution()
+        self._check_upstream_auth()
+
+    def _check_server(self) -> None:
         if self.promserver:
             try:
                 parse_server_url(self.promserver)
@@ -144,6 +151,14 @@ class Config:
             raise ConfigError(f"--port: {self.port} is out of range 0-65535")
         if not self.timeout > 0 or self.timeout > 3600:
             raise ConfigError(f"--timeout: must be between 0 and 3600 seconds, got {self.timeout}")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"--log: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if not self.telemetry_path.startswith("/") or self.telemetry_path == "/":
+            raise ConfigError("--web.telemetry-path: must start with / and not be /")
+
+    def _check_queries(self) -> None:
         if not _TIMERANGE.fullmatch(self.timerange):
             raise ConfigError(
                 f"--timerange: expected 1-3 digits and a unit s|m|h|d (e.g. 1m), "
@@ -151,10 +166,6 @@ class Config:
             )
         if int(self.timerange[:-1]) == 0:
             raise ConfigError("--timerange: must not be zero")
-        if self.log_level not in LOG_LEVELS:
-            raise ConfigError(
-                f"--log: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
-            )
         if self.rate_function not in RATE_FUNCTIONS:
             raise ConfigError(
                 f"--query.rate-function: expected irate or rate, got {self.rate_function!r}"
@@ -178,14 +189,14 @@ class Config:
             raise ConfigError(f"--lustre.mdt-target-regex: {exc}") from None
         if '"' in self.mdt_target_regex:
             raise ConfigError("--lustre.mdt-target-regex: must not contain a double quote")
+
+    def _check_limits_and_paths(self) -> None:
         for flag, size in (
             ("--max-response-bytes", self.max_response_bytes),
             ("--max-command-output-bytes", self.max_command_output_bytes),
         ):
             if size < 0:
                 raise ConfigError(f"{flag}: must be 0 (no limit) or positive")
-        if not self.telemetry_path.startswith("/") or self.telemetry_path == "/":
-            raise ConfigError("--web.telemetry-path: must start with / and not be /")
         for flag, value in (
             ("--slurm.squeue-path", self.squeue_path),
             ("--getent.path", self.getent_path),
@@ -193,6 +204,8 @@ class Config:
         ):
             if not value:
                 raise ConfigError(f"{flag}: must not be empty")
+
+    def _check_attribution(self) -> None:
         if not self.jobid_formats:
             raise ConfigError("--lustre.jobid-format: at least one format is needed")
         for fmt in self.jobid_formats:
@@ -204,4 +217,3 @@ class Config:
             raise ConfigError("--slurm.job-grace-period: must not be negative")
         if self.getent_cache_ttl < 0:
             raise ConfigError("--getent.cache-ttl: must not be negative")
-        self._check_upstream_auth()

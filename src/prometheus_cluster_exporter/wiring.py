@@ -46,6 +46,14 @@ class Sources:
     #: (flag, executable) of every command the sources run, for --check-config.
     commands: Tuple[Tuple[str, str], ...] = ()
 
+    def close(self) -> int:
+        """Kill the commands still running (at shutdown); how many there were."""
+        if not self.commands:
+            return 0
+        from prometheus_cluster_exporter.sources.command import kill_running
+
+        return kill_running()
+
 
 def build_sources(config: Config, demo: bool = False) -> Sources:
     """The built-in demo cluster, or the real cluster the configuration names."""
