@@ -183,26 +183,19 @@ def test_endless_standard_error_is_stopped_at_the_deadline(pid_file: Path) -> No
     assert _wait_gone(list(map(int, pid_file.read_text().split()))) == []
 
 
-def test_the_deadline_bounds_the_whole_call_not_each_read(pid_file: Path) -> None:
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        # Output every 0.1 s: the deadline bounds the whole call, not each read.
+        "while True:\n    sys.stdout.write('1 a u\\n'); sys.stdout.flush(); time.sleep(0.1)\n",
+        # Output closed, process running on: end of output is not the end of the child.
+        "os.close(1); os.close(2)\ntime.sleep(300)\n",
+    ],
+    ids=["trickling-output", "closed-output-running-on"],
+)
+def test_a_child_still_running_at_the_deadline_is_killed(pid_file: Path, behaviour: str) -> None:
     script = (
-        "import os, sys, time\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "while True:\n"
-        "    sys.stdout.write('1 a u\\n'); sys.stdout.flush(); time.sleep(0.1)\n"
-    )
-    start = time.monotonic()
-    with pytest.raises(SourceError, match="did not finish"):
-        run_command([sys.executable, "-c", script], start + 1.5, name="t")
-    assert time.monotonic() - start < 30
-    assert _wait_gone([int(pid_file.read_text())]) == []
-
-
-def test_child_that_closes_its_output_but_runs_on_is_killed(pid_file: Path) -> None:
-    script = (
-        "import os, time\n"
-        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-        "os.close(1); os.close(2)\n"
-        "time.sleep(300)\n"
+        f"import os, sys, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n{behaviour}"
     )
     start = time.monotonic()
     with pytest.raises(SourceError, match="did not finish"):

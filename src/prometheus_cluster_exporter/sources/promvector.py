@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, VectorDecoder, loads
@@ -30,6 +30,8 @@ from prometheus_cluster_exporter.records import (
 )
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 
 def decoding(what: str) -> str:
@@ -66,6 +68,30 @@ def vector_result(payload: Any, what: str) -> List[Any]:
     return result
 
 
+def _tolerant(
+    payload: Any, what: str, deadline: float, record: Callable[[Any, float], R]
+) -> Parsed[List[R]]:
+    """``record(labels, value)`` for every sample; a sample it (or the value) rejects is
+    skipped, counted and logged at DEBUG."""
+    rates: List[R] = []
+    skipped = 0
+    for chunk in paced(vector_result(payload, what), deadline, decoding(what)):
+        for sample in chunk:
+            try:
+                rates.append(record(sample["metric"], _sample_value(sample)))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                skipped += 1
+                log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
+    return checked(rates, skipped, what)
+
+
+def _text(labels: Any, name: str) -> str:
+    value = labels[name]
+    if not isinstance(value, str):
+        raise TypeError(f"label {name} is not a string")
+    return value
+
+
 def parse_jobid_vector(
     payload: Any,
     jobid_label: str,
@@ -77,21 +103,12 @@ def parse_jobid_vector(
 
     With ``fs_label`` the answer is ``sum by(jobid, fs)`` and every sample needs both.
     """
-    rates: List[JobidRate] = []
-    skipped = 0
-    for chunk in paced(vector_result(payload, what), deadline, decoding(what)):
-        for sample in chunk:
-            try:
-                labels = sample["metric"]
-                jobid = labels[jobid_label]
-                fs = labels[fs_label] if fs_label else ""
-                if not isinstance(jobid, str) or not isinstance(fs, str):
-                    raise TypeError("label is not a string")
-                rates.append(JobidRate(jobid, _sample_value(sample), fs))
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                skipped += 1
-                log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
-    return checked(rates, skipped, what)
+
+    def record(labels: Any, value: float) -> JobidRate:
+        fs = _text(labels, fs_label) if fs_label else ""
+        return JobidRate(_text(labels, jobid_label), value, fs)
+
+    return _tolerant(payload, what, deadline, record)
 
 
 def parse_target_vector(
@@ -104,23 +121,15 @@ def parse_target_vector(
 ) -> Parsed[List[TargetRate]]:
     """Turn a ``sum by(target, jobid)`` answer into TargetRate records (MDT targets only)."""
     fs_of = _TargetFilter(target_regex)
-    rates: List[TargetRate] = []
-    skipped = 0
-    for chunk in paced(vector_result(payload, what), deadline, decoding(what)):
-        for sample in chunk:
-            try:
-                labels = sample["metric"]
-                jobid, target = labels[jobid_label], labels[target_label]
-                if not isinstance(jobid, str) or not isinstance(target, str):
-                    raise TypeError("label is not a string")
-                fs = fs_of[target]
-                if fs is None:
-                    raise ValueError(f"target {target!r} is not a metadata target")
-                rates.append(TargetRate(jobid, _sample_value(sample), target, fs))
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                skipped += 1
-                log.debug("%s: skipping sample %.200r: %s", what, sample, exc)
-    return checked(rates, skipped, what)
+
+    def record(labels: Any, value: float) -> TargetRate:
+        jobid, target = _text(labels, jobid_label), _text(labels, target_label)
+        fs = fs_of[target]
+        if fs is None:
+            raise ValueError(f"target {target!r} is not a metadata target")
+        return TargetRate(jobid, value, target, fs)
+
+    return _tolerant(payload, what, deadline, record)
 
 
 def decode_json(body: bytes, what: str) -> Any:
