@@ -1,11 +1,26 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Iterator, List
 
 import pytest
 
 from tests.helpers import Exporter, FakeCluster, FakePrometheus, exporter_env
+
+#: The end-to-end tests (tests/e2e) start a Slurm test cluster with its own munged,
+#: create test users and install packages: they run only with this set to 1.
+E2E_SWITCH = "CLUSTER_EXPORTER_E2E"
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    if os.environ.get(E2E_SWITCH) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"end-to-end tests run only with {E2E_SWITCH}=1")
+    for item in items:
+        if E2E_DIR in Path(str(item.fspath)).resolve().parents or item.get_closest_marker("e2e"):
+            item.add_marker(skip)
 
 
 @pytest.fixture

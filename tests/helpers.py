@@ -61,7 +61,8 @@ class FakePrometheus:
     """A Prometheus HTTP API on 127.0.0.1 answering /api/v1/query from fixtures.
 
     The answer is chosen by the metric the query names: ``read``, ``write`` or
-    ``metadata``. Every query string received is recorded.
+    ``metadata``; ``vector(1)`` (--check-config's probe) is ``probe``. Every query string
+    received is recorded.
     """
 
     answers: Dict[str, Answer] = field(default_factory=dict)
@@ -76,6 +77,10 @@ class FakePrometheus:
         assert self.server is not None
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def load_probe(self) -> None:
+        self.set("probe", {"status": "success", "data": {"resultType": "vector",
+                 "result": [{"metric": {}, "value": [1.0, "1"]}]}})  # fmt: skip
 
     def set(
         self,
@@ -93,6 +98,7 @@ class FakePrometheus:
     def load_fixtures(self) -> None:
         for kind in ("read", "write", "metadata"):
             self.set(kind, (FIXTURES / f"prometheus-{kind}.json").read_bytes())
+        self.load_probe()
 
     def start(self) -> None:
         fake = self
@@ -155,6 +161,8 @@ class FakePrometheus:
 
 
 def kind_of(query: str) -> str:
+    if query == "vector(1)":
+        return "probe"
     if "read_bytes" in query:
         return "read"
     if "write_bytes" in query:

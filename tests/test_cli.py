@@ -8,8 +8,13 @@ import sys
 import pytest
 
 from prometheus_cluster_exporter import __version__
-from prometheus_cluster_exporter.config import Config, ConfigError, parse_listen_address
-from prometheus_cluster_exporter.flags import parse_config
+from prometheus_cluster_exporter.config import (
+    Config,
+    ConfigError,
+    parse_listen_address,
+    re2_problem,
+)
+from prometheus_cluster_exporter.flags import CHECK, SERVE, Mode, parse_args, parse_config
 
 
 @pytest.mark.parametrize(
@@ -168,3 +173,65 @@ def test_durations_and_formats() -> None:
     default = parse_config(["--promserver=http://p:1", "--timerange=5m"])
     assert default.effective_job_grace == 300 + 60
     assert default.jobid_formats == ("%j", "%e.%u")
+
+
+@pytest.mark.parametrize(
+    ("argv", "sacct", "fs_label"),
+    [
+        (["--slurm.sacct=true", "-metrics.fs-label=1"], True, True),
+        (["--slurm.sacct=false", "-metrics.fs-label=F"], False, False),
+        (["-slurm.sacct=True", "--metrics.fs-label"], True, True),
+    ],
+)
+def test_go_style_boolean_flags(argv: list[str], sacct: bool, fs_label: bool) -> None:
+    config = parse_config(["--promserver=http://p:1", *argv])
+    assert (config.sacct, config.fs_label) == (sacct, fs_label)
+
+
+def test_go_style_boolean_modes_and_a_bad_boolean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["--demo=true", "--once=false"]).mode == Mode(SERVE, demo=True)
+    assert parse_args(["-demo", "-check-config=t"]).mode == Mode(CHECK, demo=True)
+    with pytest.raises(SystemExit) as info:
+        parse_config(["--promserver=http://p:1", "--slurm.sacct=yes"])
+    assert info.value.code == 2
+    assert "--slurm.sacct: expected true or false, got 'yes'" in capsys.readouterr().err
+
+
+def test_log_level_and_format_flags() -> None:
+    config = parse_config(["--promserver=http://p:1", "--log.level=warn", "--log.format=logfmt"])
+    assert (config.log_level, config.log_format) == ("WARNING", "logfmt")
+    assert parse_config(["--promserver=http://p:1", "-log=debug"]).log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--timeout=0"], "--timeout: must be more than 0 and at most 3600 seconds, got 0"),
+        (["--timeout=3601"], "got 3601"),
+        (["--log.format=xml"], "--log.format"),
+        (["--log.level=verbose"], "--log.level: expected one of"),
+        (["--lustre.mdt-target-regex=(?!home).*-MDT.*"], "does not support negative lookahead"),
+        (["--lustre.mdt-target-regex=(a)\\1"], "does not support backreference"),
+    ],
+)
+def test_values_prometheus_or_reason_refuses(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(["--promserver=http://p:1", *argv])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("regex", "problem"),
+    [
+        (".*-MDT[0-9a-fA-F]{4}", None),
+        ("scratch-MDT000[01]|home-MDT0000", None),
+        (r"x\(?=y", None),  # an escaped parenthesis is a character, not a group
+        ("(?<=a)b", "lookbehind '(?<='"),
+        ("a++", "possessive quantifier '++'"),
+        (r"a\Z", r"\Z (RE2 spells it \z)"),
+    ],
+)
+def test_re2_check(regex: str, problem: str | None) -> None:
+    assert re2_problem(regex) == problem

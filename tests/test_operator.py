@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import platform
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
+import bcrypt
 from prometheus_client.parser import text_string_to_metric_families
 
 from prometheus_cluster_exporter import __version__
@@ -71,14 +78,20 @@ def test_once_exits_1_when_a_source_fails(
     assert "source squeue failed" in result.stderr
 
 
-def test_check_config(tmp_path: Path) -> None:
-    ok = run_cli("--promserver=http://prom:9090", "--check-config",
+def test_check_config(tmp_path: Path, fake_prometheus: FakePrometheus) -> None:
+    ok = run_cli(f"--promserver={fake_prometheus.url}", "--check-config",
                  "--slurm.squeue-path=/bin/true", "--getent.path=/bin/true")  # fmt: skip
-    assert ok.returncode == 0 and "configuration OK" in ok.stdout
-    missing = run_cli("--promserver=http://prom:9090", "--check-config",
+    assert ok.returncode == 0 and "configuration OK" in ok.stdout, ok.stderr
+    assert "vector(1)" in fake_prometheus.queries  # the query API was asked
+    missing = run_cli(f"--promserver={fake_prometheus.url}", "--check-config",
                       "--slurm.squeue-path=/nonexistent/squeue", "--getent.path=/bin/true")  # fmt: skip
     assert missing.returncode == 2
     assert "--slurm.squeue-path: /nonexistent/squeue not found" in missing.stderr
+    down = run_cli("--promserver=http://127.0.0.1:1", "--check-config", "--timeout=5",
+                   "--slurm.squeue-path=/bin/true", "--getent.path=/bin/true")  # fmt: skip
+    assert down.returncode == 2
+    assert down.stderr.startswith("prometheus-cluster-exporter: error: --promserver: ")
+    assert down.stderr.count("\n") == 1, down.stderr
     bad_flag = run_cli("--promserver=http://prom:9090", "--check-config", "--timerange=9y")
     assert bad_flag.returncode == 2 and "--timerange" in bad_flag.stderr
     bad_web = tmp_path / "web.yml"
@@ -115,3 +128,75 @@ def test_status_page(start_exporter: Start, fake_cluster: FakeCluster, tmp_path:
     assert 'scrape_ok <span class="fail">0</span>' in page
     assert "Unable to contact slurm controller" in page
     assert "<script" not in page and "http://" not in page.split("Query API")[0]
+
+
+def _get(url: str, user: str, password: str) -> int:
+    request = urllib.request.Request(url)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_sighup_re_reads_the_web_config_and_keeps_running(
+    start_exporter: Start, tmp_path: Path
+) -> None:
+    web = tmp_path / "web.yml"
+
+    def users(name: str) -> None:
+        hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+        web.write_text(f"basic_auth_users:\n  {name}: '{hashed}'\n")
+
+    users("alice")
+    exporter = start_exporter(f"--web.config.file={web}")
+    assert _get(exporter.url + "/", "alice", "secret") == 200
+    users("bob")
+    exporter.proc.send_signal(signal.SIGHUP)
+    _wait_for(lambda: "re-read" in exporter.log(), "the reload log line")
+    assert exporter.proc.poll() is None
+    assert _get(exporter.url + "/", "bob", "secret") == 200
+    assert _get(exporter.url + "/", "alice", "secret") == 401
+    web.write_text("basic_auth_users: [not, a, mapping]\n")  # a broken file keeps the old one
+    exporter.proc.send_signal(signal.SIGHUP)
+    _wait_for(lambda: "keeping the web config in use" in exporter.log(), "the error line")
+    assert _get(exporter.url + "/", "bob", "secret") == 200
+
+
+def test_sighup_without_a_web_config_is_logged_not_fatal(start_exporter: Start) -> None:
+    exporter = start_exporter()
+    exporter.proc.send_signal(signal.SIGHUP)
+    _wait_for(lambda: "Received SIGHUP" in exporter.log(), "the SIGHUP log line")
+    assert exporter.proc.poll() is None
+    assert exporter.scrape().value("cluster_exporter_scrape_ok") == 1
+
+
+def test_simulate_is_in_the_help_and_fails_with_one_line(tmp_path: Path) -> None:
+    assert "simulate --help" in run_cli("--help").stdout
+    spec_help = run_cli("simulate", "--help")
+    assert spec_help.returncode == 0 and '"filesystems"' in spec_help.stdout
+    bad = tmp_path / "spec.json"
+    bad.write_text("{not json")
+    result = run_cli("simulate", f"--spec={bad}", "--web.listen-address=127.0.0.1:0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("prometheus-cluster-exporter simulate: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    good = tmp_path / "good.json"
+    good.write_text('{"filesystems": {"scratch": {"osts": 1, "mdts": 1}}, "jobs": []}')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli("simulate", f"--spec={good}", f"--web.listen-address=127.0.0.1:{port}")
+    assert busy.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+    assert busy.stderr.count("\n") == 1, busy.stderr

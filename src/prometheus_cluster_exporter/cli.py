@@ -18,28 +18,36 @@ from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import Config, ConfigError
 from prometheus_cluster_exporter.flags import CHECK, ONCE, PROG, parse_args
 from prometheus_cluster_exporter.http import ExporterServer
+from prometheus_cluster_exporter.logs import setup_logging
 from prometheus_cluster_exporter.status import config_summary, render_status_page
 from prometheus_cluster_exporter.webconfig import WebConfig
 from prometheus_cluster_exporter.wiring import (
     Sources,
     build_collector,
     build_sources,
-    check_commands,
+    check_sources,
     metrics_page,
 )
 
 log = logging.getLogger("prometheus_cluster_exporter")
 
-TRACE = 5
 
+def reload(config: Config, server: ExporterServer) -> None:
+    """SIGHUP: re-read the web config file; say what else is re-read, and what is not."""
+    if not config.web_config_file:
+        log.info(
+            "Received SIGHUP: no web config file to re-read (the bearer token file is "
+            "re-read when it changes; other settings need a restart)"
+        )
+        return
+    from prometheus_cluster_exporter.webconfig import load_web_config
 
-def setup_logging(level: str) -> None:
-    logging.addLevelName(TRACE, "TRACE")
-    logging.basicConfig(
-        level=TRACE if level == "TRACE" else getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    try:
+        server.reload_web(load_web_config(config.web_config_file))
+    except (ConfigError, ValueError) as exc:
+        log.error("Received SIGHUP: keeping the web config in use: %s", exc)
+        return
+    log.info("Received SIGHUP: re-read %s; flags need a restart", config.web_config_file)
 
 
 def once(collector: ClusterCollector) -> int:
@@ -78,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return simulate.main(args[1:])
     invocation = parse_args(args)
     mode, config = invocation.mode, invocation.config
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     web = None
     if config.web_config_file:
         from prometheus_cluster_exporter.webconfig import load_web_config
@@ -98,8 +106,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def check(config: Config, sources: Sources) -> int:
-    """--check-config: the commands exist and the collector can be built."""
-    problems = check_commands(sources)
+    """--check-config: the commands exist, the query API answers, the collector can be
+    built."""
+    problems = check_sources(sources, config.timeout)
     for problem in problems:
         print(f"{PROG}: error: {problem}", file=sys.stderr)
     if problems:
@@ -119,14 +128,15 @@ def serve(
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
+    wake = threading.Event()
+    signals: List[int] = []
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("Received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
+    def _signal(signum: int, _frame: object) -> None:
+        signals.append(signum)
+        wake.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _signal)
     host, port = str(server.server_address[0]), server.server_address[1]
     shown = f"[{host}]" if ":" in str(host) else host
     log.info("Exporter %s started, querying %s", __version__, sources.description)
@@ -139,7 +149,15 @@ def serve(
         log.info("Web access: %s", web.describe())
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
-    stop.wait()
+    while True:
+        wake.wait()
+        wake.clear()
+        received = [signals.pop(0) for _ in range(len(signals))]
+        if any(signum != signal.SIGHUP for signum in received):
+            name = signal.Signals(next(s for s in received if s != signal.SIGHUP)).name
+            log.info("Received %s, shutting down", name)
+            break
+        reload(config, server)
     # Closes the listening socket and every connection; page calls still running are
     # waited for at most a couple of seconds (they run on daemon threads). Then the
     # commands a collect still runs are stopped: a hung squeue must not outlive us.

@@ -22,6 +22,7 @@ JOB_GRACE_MARGIN = 60.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?")
 LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
+LOG_FORMATS = ("text", "logfmt", "json")
 RATE_FUNCTIONS = ("irate", "rate")
 
 _TIMERANGE = re.compile(r"[0-9]{1,3}[smhd]")
@@ -46,6 +47,43 @@ def parse_listen_address(address: str) -> Tuple[str, int]:
     return host, port
 
 
+_NOT_RE2 = (
+    ("(?=", "lookahead"),
+    ("(?!", "negative lookahead"),
+    ("(?<=", "lookbehind"),
+    ("(?<!", "negative lookbehind"),
+    ("(?>", "atomic group"),
+    ("(?(", "conditional"),
+    ("(?P=", "backreference"),
+    ("*+", "possessive quantifier"),
+    ("++", "possessive quantifier"),
+    ("?+", "possessive quantifier"),
+)
+
+
+def re2_problem(regex: str) -> Optional[str]:
+    """What in ``regex`` Prometheus' regular expressions (RE2 syntax) do not accept, or
+    None. Escaped characters are skipped; ``\\1``-``\\9`` are backreferences."""
+    plain = []
+    i = 0
+    while i < len(regex):
+        if regex[i] == "\\" and i + 1 < len(regex):
+            if regex[i + 1] in "123456789":
+                return f"backreference \\{regex[i + 1]}"
+            if regex[i + 1] == "Z":
+                return "\\Z (RE2 spells it \\z)"
+            plain.append("..")  # an escaped character: never part of a construct
+            i += 2
+            continue
+        plain.append(regex[i])
+        i += 1
+    text = "".join(plain)
+    for token, name in _NOT_RE2:
+        if token in text:
+            return f"{name} {token!r}"
+    return None
+
+
 def parse_duration(text: str, flag: str) -> float:
     """``90``, ``90s``, ``1.5m``, ``500ms``, ``1h`` -> seconds."""
     match = _DURATION.fullmatch(text.strip())
@@ -62,6 +100,7 @@ class Config:
     timeout: float = 15.0
     timerange: str = "1m"
     log_level: str = "INFO"
+    log_format: str = "text"
     rate_function: str = "irate"
     read_metric: str = "lustre_job_read_bytes_total"
     write_metric: str = "lustre_job_write_bytes_total"
@@ -149,11 +188,17 @@ class Config:
                 raise ConfigError(f"--promserver: {exc}") from None
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port: {self.port} is out of range 0-65535")
-        if not self.timeout > 0 or self.timeout > 3600:
-            raise ConfigError(f"--timeout: must be between 0 and 3600 seconds, got {self.timeout}")
+        if not 0 < self.timeout <= 3600:
+            raise ConfigError(
+                f"--timeout: must be more than 0 and at most 3600 seconds, got {self.timeout:g}"
+            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(
-                f"--log: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+                f"--log.level: expected one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(
+                f"--log.format: expected one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}"
             )
         if not self.telemetry_path.startswith("/") or self.telemetry_path == "/":
             raise ConfigError("--web.telemetry-path: must start with / and not be /")
@@ -189,6 +234,11 @@ class Config:
             raise ConfigError(f"--lustre.mdt-target-regex: {exc}") from None
         if '"' in self.mdt_target_regex:
             raise ConfigError("--lustre.mdt-target-regex: must not contain a double quote")
+        problem = re2_problem(self.mdt_target_regex)
+        if problem is not None:
+            raise ConfigError(
+                f"--lustre.mdt-target-regex: Prometheus (RE2) does not support {problem}"
+            )
 
     def _check_limits_and_paths(self) -> None:
         for flag, size in (

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.config import (
     JOB_GRACE_MARGIN,
+    LOG_FORMATS,
     LOG_LEVELS,
     RATE_FUNCTIONS,
     Config,
@@ -73,12 +75,18 @@ def _number(kind: Callable[[str], Any], flag: str, what: str) -> Callable[[str],
     return convert
 
 
+def _log_level(text: str) -> str:
+    level = text.upper()
+    return "WARNING" if level == "WARN" else level
+
+
 def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
-ORIGINAL, WEB, UPSTREAM, QUERIES, ATTRIBUTION, COMMANDS, OTHER = (
+ORIGINAL, LOGGING, WEB, UPSTREAM, QUERIES, ATTRIBUTION, COMMANDS, OTHER = (
     "flags of the original exporter",
+    "logging",
     "web",
     "upstream (Prometheus, Thanos, VictoriaMetrics) access",
     "queries",
@@ -97,9 +105,12 @@ FLAGS: Tuple[Flag, ...] = (
          _number(float, "--timeout", "a number of seconds"), show=lambda v: f"{v:g}"),
     Flag("timerange", ("timerange",), "range of the rate function: 1-3 digits and a unit s, m, "
          "h or d (default {default})", _G, "RANGE"),
-    Flag("log", ("log_level",), f"log level: {', '.join(LOG_LEVELS)} (default {{default}})", _G,
-         "LEVEL", str.upper),
+    Flag("log", ("log_level",), "log level, as --log.level", _G, "LEVEL", _log_level),
     Flag("version", ("version",), "print the version and exit", _G, switch=True),
+    Flag("log.level", ("log_level",), f"log level: {', '.join(LOG_LEVELS)}, case-insensitive, "
+         "WARN for WARNING (default {default})", LOGGING, "LEVEL", _log_level),
+    Flag("log.format", ("log_format",), "log format: text, logfmt or json; timestamps are UTC "
+         "(default {default})", LOGGING, choices=LOG_FORMATS),
     Flag("web.listen-address", ("listen_host", "port"), "address to listen on, e.g. "
          "127.0.0.1:9846 (overrides --port; default :9846)", WEB, "[HOST]:PORT",
          parse_listen_address),
@@ -188,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Prometheus exporter for Lustre IO throughput and metadata operations "
         "per Slurm account/user and per process name/user/group.",
+        epilog="other command: 'prometheus-cluster-exporter simulate --help', a synthetic "
+        "Lustre jobstats exporter whose counters grow at known rates (for trying "
+        "dashboards and checking the exporter against ground truth)",
         allow_abbrev=False,
     )
     groups: Dict[str, Any] = {}
@@ -219,10 +233,32 @@ class Invocation:
     config: Config
 
 
+#: Values Go's flag package accepts for a boolean flag (``-flag=value``).
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def go_booleans(argv: Sequence[str], parser: argparse.ArgumentParser) -> List[str]:
+    """``-version=true``, ``--slurm.sacct=false``: Go's spelling of a switch with a value,
+    rewritten to the switch itself or to nothing."""
+    switches = {flag.name for flag in FLAGS if flag.switch}
+    out: List[str] = []
+    for arg in argv:
+        name, sep, value = arg.lstrip("-").partition("=")
+        if not (sep and arg.startswith("-") and name in switches):
+            out.append(arg)
+        elif value in _TRUE:
+            out.append(f"--{name}")
+        elif value not in _FALSE:
+            parser.error(f"--{name}: expected true or false, got {value!r}")
+    return out
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> Invocation:
     """Flags -> (mode, validated Config); exits 2 with one message on a bad flag."""
     parser = build_parser()
-    given: Dict[str, Any] = vars(parser.parse_args(argv))
+    args = sys.argv[1:] if argv is None else argv
+    given: Dict[str, Any] = vars(parser.parse_args(go_booleans(args, parser)))
     values: Dict[str, Any] = {}
     try:
         for flag in FLAGS:  # in table order: --web.listen-address overrides --port

@@ -81,6 +81,15 @@ class ExporterServer:
         self._stopped = threading.Event()
         self._wake: Optional[asyncio.Event] = None
 
+    def reload_web(self, web: WebConfig) -> None:
+        """Use another web config (TLS certificates, basic auth users, headers) from the
+        next connection on. TLS cannot be switched on or off: ValueError."""
+        if (web.ssl_context is None) != (self.ssl_context is None):
+            raise ValueError("switching TLS on or off needs a restart")
+        self.web = web
+        self.ssl_context = web.ssl_context
+        self.extra_headers = dict(web.headers)
+
     @property
     def open_connections(self) -> int:
         return len(self.connections)

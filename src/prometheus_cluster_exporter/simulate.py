@@ -45,6 +45,20 @@ from prometheus_cluster_exporter.http import ExporterServer
 
 log = logging.getLogger(__name__)
 
+SPEC_HELP = """spec file (JSON; re-read whenever it changes, counters continue at the new rates):
+
+  {"schema": "hp",
+   "filesystems": {"scratch": {"osts": 4, "mdts": 2}},
+   "jobs": [{"jobid": "4242", "fs": "scratch", "read": 1048576, "write": 524288,
+             "mdt_ops": {"open": 20, "close": 20}, "ost_ops": {"punch": 4}}]}
+
+  schema       hp (zero-valued series too), gsi (without them) or lustrefs (DDN's labels)
+  filesystems  name -> number of OSTs and MDTs
+  jobs         jobid (as Lustre would name it: 4242, rsync.1001), its filesystem (default:
+               the first), read and write bytes per second, metadata and OST operations
+               per second by operation name; spread evenly over the OSTs and MDTs
+"""
+
 SCHEMAS = ("hp", "gsi", "lustrefs")
 Key = Tuple[str, Tuple[Tuple[str, str], ...]]  # (metric, labels)
 
@@ -166,8 +180,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="prometheus-cluster-exporter simulate",
         description="Serve synthetic Lustre jobstats counters growing at known rates.",
+        epilog=SPEC_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--spec", required=True, type=Path, help="JSON spec (see module doc)")
+    parser.add_argument("--spec", required=True, type=Path, help="JSON spec (see below)")
     parser.add_argument(
         "--web.listen-address",
         dest="listen",
@@ -193,11 +209,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         return simulation.render().encode()
 
     # The exporter's own server: the same deadlines and limits, /metrics in text format.
-    server = ExporterServer(
-        (host or "0.0.0.0", port),  # noqa: S104
-        metrics,
-        landing_page=lambda: '<a href="/metrics">simulated Lustre exporter</a>\n',
-    )
+    try:
+        server = ExporterServer(
+            (host or "0.0.0.0", port),  # noqa: S104
+            metrics,
+            landing_page=lambda: '<a href="/metrics">simulated Lustre exporter</a>\n',
+        )
+    except OSError as exc:
+        parser.exit(1, f"{parser.prog}: error: cannot listen on {args.listen}: "
+                       f"{exc.strerror or exc}\n")  # fmt: skip
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
@@ -19,6 +20,7 @@ from prometheus_client.registry import CollectorRegistry
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import Config
+from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.exposition import render
 from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.jobid import JobidGrammar
@@ -45,6 +47,8 @@ class Sources:
     description: str
     #: (flag, executable) of every command the sources run, for --check-config.
     commands: Tuple[Tuple[str, str], ...] = ()
+    #: (flag, check) for --check-config: each check raises SourceError by its deadline.
+    probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
 
     def close(self) -> int:
         """Kill the commands still running (at shutdown); how many there were."""
@@ -105,13 +109,15 @@ def _cluster_sources(config: Config) -> Sources:
     if config.sacct:
         job_lookup = CachedJobLookup(SacctSource(config.sacct_path, max_output=cap))
         commands.append(("--slurm.sacct-path", config.sacct_path))
+    lustre = PrometheusLustreSource(client, queries)
     return Sources(
-        PrometheusLustreSource(client, queries),
+        lustre,
         SqueueSource(config.squeue_path, json=config.squeue_json, max_output=cap),
         GetentSource(config.getent_path, max_output=cap),
         job_lookup,
         f"Prometheus at {redact_url(config.promserver or '')}",
         tuple(commands),
+        (("--promserver", lustre.probe),),
     )
 
 
@@ -152,10 +158,17 @@ def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> C
     return page
 
 
-def check_commands(sources: Sources) -> List[str]:
-    """Problems with the commands the sources run (for --check-config)."""
-    return [
+def check_sources(sources: Sources, timeout: float) -> List[str]:
+    """Problems with the sources (for --check-config): commands that are not there, a
+    query API that does not answer a trivial query within ``timeout``."""
+    problems = [
         f"{flag}: {path} not found or not executable"
         for flag, path in sources.commands
         if shutil.which(path) is None
     ]
+    for flag, probe in sources.probes:
+        try:
+            probe(time.monotonic() + timeout)
+        except SourceError as exc:
+            problems.append(f"{flag}: {exc}")
+    return problems

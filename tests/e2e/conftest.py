@@ -62,8 +62,8 @@ class SlurmJobs:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[None]:
-    # Starting the cluster writes /etc/slurm, adds users and starts munged and Slurm's
-    # daemons: only where explicitly asked, never on an admin's Slurm host by accident.
+    # Starting the cluster adds test users and starts its own munged and Slurm daemons
+    # (never touching the host's /etc/slurm or munge): only where explicitly asked.
     if os.environ.get(c.E2E_SWITCH) != "1":
         c.unavailable(f"the Slurm cluster starts only with {c.E2E_SWITCH}=1")
     if os.geteuid() != 0:
@@ -74,6 +74,8 @@ def slurm_cluster() -> Iterator[None]:
     started = c.cluster("start")
     if started.returncode != 0:
         pytest.fail(f"slurm-cluster.sh start failed:\n{started.stderr}")
+    # The cluster's commands (and the exporter's squeue) read its own slurm.conf.
+    os.environ["SLURM_CONF"] = c.cluster("conf").stdout.strip()
     try:
         yield
     finally:

@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# A single-node Slurm cluster with munge, started by hand (no systemd) on 127.0.0.1,
-# plus the Debian packages of Prometheus and VictoriaMetrics, for the end-to-end tests.
+# A single-node Slurm cluster with its own munged, started by hand (no systemd) on
+# 127.0.0.1, plus the Debian packages of Prometheus and VictoriaMetrics, for the
+# end-to-end tests.
 #
 #   slurm-cluster.sh install   install the Debian packages (root)
 #   slurm-cluster.sh start     create test users, start munged, slurmctld and slurmd
-#   slurm-cluster.sh stop      cancel all jobs, stop the daemons by PID
+#   slurm-cluster.sh stop      cancel the test jobs, stop what start started, by PID
 #   slurm-cluster.sh status    exit 0 if the cluster answers
+#   slurm-cluster.sh conf      print the path of the cluster's slurm.conf (SLURM_CONF)
 #
-# Every command is idempotent: running it twice, or after a crash, works.
+# It leaves a host's own Slurm and munge alone: everything lives under $STATE (its own
+# slurm.conf, used through SLURM_CONF; its own munge key, socket and daemon; ports
+# 16817/16818), nothing is written under /etc/slurm or /etc/munge, and only the
+# processes whose PIDs it recorded are stopped. It refuses to start while a slurmctld or
+# slurmd it did not start runs, unless E2E_SLURM_TAKE_OVER=1. Test users it created are
+# removed again by stop. Every command is idempotent: running it twice, or after a
+# crash, works.
 set -euo pipefail
 
 STATE=${E2E_SLURM_STATE:-/var/tmp/pce-e2e-slurm}
-CONF=/etc/slurm/slurm.conf
+CONF=$STATE/slurm.conf
+MUNGE=$STATE/munge
+MUNGE_KEY=$STATE/munge-key/munge.key
+MARK="# written by slurm-cluster.sh; removed by its stop"
+export SLURM_CONF=$CONF
 # curl: the HTTPS client of the TLS tests; chromium: the status page test.
 PACKAGES=(prometheus slurmctld slurmd slurm-client munge victoria-metrics curl chromium)
 
@@ -50,11 +62,64 @@ install_packages() {
 
 create_users() {
     local entry name uid group gid
+    install -d -m 0755 "$STATE"
     for entry in "${USERS[@]}"; do
         IFS=: read -r name uid group gid <<<"$entry"
-        getent group "$group" >/dev/null || groupadd -g "$gid" "$group"
-        getent passwd "$name" >/dev/null || useradd -m -u "$uid" -g "$group" -s /bin/bash "$name"
+        if ! getent group "$group" >/dev/null; then
+            groupadd -g "$gid" "$group"
+            echo "group $group" >>"$STATE/created"
+        fi
+        if ! getent passwd "$name" >/dev/null; then
+            useradd -M -d /nonexistent -u "$uid" -g "$group" -s /usr/sbin/nologin "$name"
+            echo "user $name" >>"$STATE/created"
+        fi
     done
+}
+
+remove_created() {
+    local kind name
+    [ -f "$STATE/created" ] || return 0
+    # Users first (their primary groups cannot go before them).
+    for kind in user group; do
+        while read -r k name; do
+            [ "$k" = "$kind" ] || continue
+            if [ "$kind" = user ]; then
+                userdel "$name" 2>/dev/null || log "could not remove user $name (still in use?)"
+            else
+                groupdel "$name" 2>/dev/null || log "could not remove group $name"
+            fi
+        done <"$STATE/created"
+    done
+    rm -f "$STATE/created"
+}
+
+# PIDs of running processes whose command name is $1 (read from /proc; nothing is sent).
+pids_named() {
+    local dir comm
+    for dir in /proc/[0-9]*; do
+        comm=$(cat "$dir/comm" 2>/dev/null) || continue
+        [ "$comm" = "$1" ] && echo "${dir#/proc/}"
+    done
+    return 0
+}
+
+refuse_foreign_slurm() {
+    local name pid ours
+    for name in slurmctld slurmd; do
+        ours=""
+        [ -s "$STATE/$name.pid" ] && ours=$(cat "$STATE/$name.pid")
+        for pid in $(pids_named "$name"); do
+            if [ "$pid" != "$ours" ] && [ "${E2E_SLURM_TAKE_OVER:-0}" != 1 ]; then
+                log "refusing to start: a $name this script did not start runs (PID $pid);"
+                log "set E2E_SLURM_TAKE_OVER=1 to run the test cluster beside it anyway"
+                exit 3
+            fi
+        done
+    done
+    if [ -f "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
+        log "refusing to start: $CONF exists and was not written by this script"
+        exit 3
+    fi
 }
 
 pid_running() {
@@ -79,8 +144,9 @@ stop_pidfile() {
 write_conf() {
     local host
     host=$(hostname -s)
-    install -d -m 0755 /etc/slurm "$STATE" "$STATE/state" "$STATE/spool"
+    install -d -m 0755 "$STATE" "$STATE/state" "$STATE/spool"
     cat >"$CONF" <<CONF
+$MARK
 ClusterName=ci
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
@@ -88,6 +154,7 @@ SlurmctldPort=16817
 SlurmdPort=16818
 AuthType=auth/munge
 CredType=cred/munge
+AuthInfo=socket=$MUNGE/munge.socket
 StateSaveLocation=$STATE/state
 SlurmdSpoolDir=$STATE/spool
 SlurmctldPidFile=$STATE/slurmctld.pid
@@ -118,36 +185,43 @@ cluster_answers() {
     timeout 5 sinfo -h -o %T 2>/dev/null | grep -Eq '^(idle|mixed|allocated)'
 }
 
+start_munged() {
+    if pid_running "$MUNGE/munged.pid"; then
+        return
+    fi
+    install -d -o munge -g munge -m 0700 "$(dirname "$MUNGE_KEY")"
+    install -d -o munge -g munge -m 0755 "$MUNGE"
+    if [ ! -s "$MUNGE_KEY" ]; then
+        dd if=/dev/urandom of="$MUNGE_KEY" bs=1024 count=1 status=none
+        chown munge:munge "$MUNGE_KEY"
+        chmod 0400 "$MUNGE_KEY"
+    fi
+    rm -f "$MUNGE/munged.pid"
+    runuser -u munge -- /usr/sbin/munged --force --key-file="$MUNGE_KEY" \
+        --socket="$MUNGE/munge.socket" --pid-file="$MUNGE/munged.pid" \
+        --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/munged.seed"
+}
+
 start() {
     need_root
-    create_users
     if pid_running "$STATE/slurmctld.pid" && pid_running "$STATE/slurmd.pid" && cluster_answers; then
         log "already running"
         return
     fi
+    refuse_foreign_slurm
+    create_users
     # Leftovers of a crash: stop whatever is recorded, start clean.
     stop_daemons
     write_conf
-
-    install -d -o munge -g munge -m 0755 /run/munge
-    if [ ! -s /etc/munge/munge.key ]; then
-        dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
-        chown munge:munge /etc/munge/munge.key
-        chmod 0400 /etc/munge/munge.key
-    fi
-    if ! pid_running /run/munge/munged.pid; then
-        rm -f /run/munge/munged.pid
-        runuser -u munge -- /usr/sbin/munged --force
-    fi
-
+    start_munged
     # -i: ignore saved state from an earlier run (no stale jobs).
     rm -rf "${STATE:?}/state/"*
-    slurmctld -i
-    slurmd
+    slurmctld -i -f "$CONF"
+    slurmd -f "$CONF"
     local i
     for i in $(seq 1 300); do
         if cluster_answers; then
-            log "cluster up after $((i / 10)).$((i % 10)) s"
+            log "cluster up after $((i / 10)).$((i % 10)) s (SLURM_CONF=$CONF)"
             return
         fi
         sleep 0.1
@@ -159,32 +233,26 @@ start() {
 }
 
 stop_daemons() {
-    local entry name i
+    local entry i
     if [ -f "$CONF" ] && pid_running "$STATE/slurmctld.pid"; then
         for entry in "${USERS[@]}"; do
             timeout 10 scancel --quiet -u "${entry%%:*}" 2>/dev/null || true
         done
-        for i in $(seq 1 50); do
+        # Slurm ends the jobs' processes itself; wait until it has.
+        for i in $(seq 1 100); do
             [ -z "$(timeout 5 squeue -h -t RUNNING,COMPLETING -o %A 2>/dev/null)" ] && break
             sleep 0.2
         done
     fi
     stop_pidfile "$STATE/slurmd.pid"
     stop_pidfile "$STATE/slurmctld.pid"
-    # Job steps and job processes belong to this test cluster and its test users only.
-    pkill -9 -x slurmstepd 2>/dev/null || true
-    for entry in "${USERS[@]}"; do
-        name=${entry%%:*}
-        if getent passwd "$name" >/dev/null; then
-            pkill -9 -u "$name" 2>/dev/null || true
-        fi
-    done
 }
 
 stop() {
     need_root
     stop_daemons
-    stop_pidfile /run/munge/munged.pid
+    stop_pidfile "$MUNGE/munged.pid"
+    remove_created
     log "stopped"
 }
 
@@ -193,8 +261,9 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) cluster_answers ;;
+    conf) echo "$CONF" ;;
     *)
-        echo "usage: $0 install|start|stop|status" >&2
+        echo "usage: $0 install|start|stop|status|conf" >&2
         exit 2
         ;;
 esac

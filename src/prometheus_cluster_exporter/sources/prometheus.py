@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import vector_decoder
 from prometheus_cluster_exporter.pacing import check_deadline
 from prometheus_cluster_exporter.records import FS_OF_TARGET, JobidRate, Parsed, TargetRate
@@ -26,6 +27,7 @@ from prometheus_cluster_exporter.sources.promvector import (
     fast_target_rates,
     parse_jobid_vector,
     parse_target_vector,
+    vector_result,
 )
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,15 @@ class PrometheusLustreSource:
         del body
         check_deadline(deadline, decoding(what))
         return parse_jobid_vector(payload, self.queries.jobid_label, what, fs_label, deadline)
+
+    def probe(self, deadline: float) -> None:
+        """Ask the query API a trivial query (``vector(1)``); SourceError unless it
+        answers with a vector."""
+        what = "check query vector(1)"
+        body = self.client.query("vector(1)", deadline, what, None)
+        rows = vector_result(decode_json(body, what), what)
+        if len(rows) != 1:
+            raise SourceError(f"{what}: expected one sample, got {len(rows)}")
 
     def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         return self._throughput(self.queries.read, deadline, at, "read query")
