@@ -4,16 +4,20 @@ the stage and family builders."""
 from __future__ import annotations
 
 import gc
-from typing import Iterator
+from typing import Iterator, List, Sequence
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter.attribution import Attribution, overlay
 from prometheus_cluster_exporter.collector import ClusterCollector
+from prometheus_cluster_exporter.exposition import render
 from prometheus_cluster_exporter.gcpause import GcPause, gc_paused
+from prometheus_cluster_exporter.records import Parsed, SlurmJob
 from prometheus_cluster_exporter.report import Consumer, top_consumers
 from prometheus_cluster_exporter.sources.demo import demo_sources
+from prometheus_cluster_exporter.sources.slurm import CachedJobLookup
 
 
 @pytest.fixture
@@ -120,3 +124,35 @@ def test_extra_labels_per_query() -> None:
     assert fam.extra_labels(fam.METADATA, True)(target) == ("scratch-MDT0000", "scratch")  # type: ignore[misc]
     assert fam.extra_labels(fam.READ, False) is None
     assert fam.extra_labels(fam.READ, True)(JobidRate("1", 2.0, "home")) == ("home",)  # type: ignore[misc]
+
+
+class _Sacct:
+    """Knows the demo's jobs that just ended (4100000 to 4100002)."""
+
+    def __init__(self) -> None:
+        self.asked: List[List[str]] = []
+
+    def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]:
+        self.asked.append(list(jobids))
+        return Parsed([SlurmJob(j, "physics", "alice") for j in jobids if j.startswith("41")])
+
+
+def _stage_names(collector: ClusterCollector) -> set[str]:
+    text = render(collector.scrape()).decode()
+    family = {f.name: f for f in text_string_to_metric_families(text)}
+    return {s.labels["name"] for s in family["cluster_exporter_stage_execution_seconds"].samples}
+
+
+def test_the_finished_jobs_stage_shows_only_when_sacct_ran() -> None:
+    """The first scrape asks sacct for the demo's ended jobs; the second answers them all
+    from the cache, runs no sacct, and so reports no retrieve_finished_jobs stage."""
+    sacct = _Sacct()
+    collector = ClusterCollector(
+        *demo_sources(), timeout=5, job_lookup=CachedJobLookup(sacct), job_grace=0
+    )
+    assert "retrieve_finished_jobs" in _stage_names(collector)
+    assert sorted(sacct.asked[0]) == ["4100000", "4100001", "4100002"]
+    second = _stage_names(collector)
+    assert len(sacct.asked) == 1  # all from the cache
+    assert "retrieve_finished_jobs" not in second
+    assert "retrieve_running_jobs" in second  # the original's stages are always there

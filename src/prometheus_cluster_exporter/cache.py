@@ -82,7 +82,7 @@ class TTLCache(Generic[K, V]):
             )
             missing = missing[:limit]
         if not missing:
-            return Parsed(found)
+            return Parsed(found, fetched=False)
         looked = fetch(missing)
         for key in missing:
             value = looked.items.get(key)

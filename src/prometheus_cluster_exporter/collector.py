@@ -58,6 +58,7 @@ from prometheus_cluster_exporter.records import (
     JobLookup,
     JobSource,
     LustreSource,
+    Parsed,
     PasswdEntry,
     SlurmJob,
 )
@@ -321,10 +322,20 @@ class ClusterCollector:
         return results
 
 
+def _made_a_call(outcome: SourceOutcome[Any]) -> bool:
+    """False for a lookup its cache answered in full (no sacct or getent ran)."""
+    return not (isinstance(outcome.value, Parsed) and not outcome.value.fetched)
+
+
 def _stages(scrape: _Scrape) -> List[Tuple[str, float]]:
-    """(stage, seconds): each source's call, then each query's call plus its attribution."""
+    """(stage, seconds): each source's call (lookups only when they ran), then each
+    query's call plus its attribution."""
     out = scrape.outcomes
-    stages = [(stage, out[name].seconds) for name, stage in RETRIEVE_STAGES if name in out]
+    stages = [
+        (stage, out[name].seconds)
+        for name, stage in RETRIEVE_STAGES
+        if name in out and _made_a_call(out[name])
+    ]
     for query in QUERIES:
         seconds = out[query.source].seconds + scrape.build_seconds.get(query, 0.0)
         stages.append((query.stage, seconds))

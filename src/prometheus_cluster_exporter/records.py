@@ -84,6 +84,8 @@ class Parsed(Generic[T]):
 
     items: T
     skipped: int = 0
+    #: False when a cache answered everything and no external call was made.
+    fetched: bool = True
 
 
 def checked(items: T, skipped: int, what: str) -> Parsed[T]:

@@ -221,4 +221,4 @@ class CachedJobLookup:
 
         newest = sorted(jobids, key=lambda jobid: (len(jobid), jobid), reverse=True)
         found = self.cache.through(newest, fetch, self.max_lookups, "sacct")
-        return Parsed(list(found.items.values()), found.skipped)
+        return Parsed(list(found.items.values()), found.skipped, found.fetched)
