@@ -100,8 +100,8 @@ FLAGS: Tuple[Flag, ...] = (
          "e.g. http://prometheus-server:9090", _G, "URL"),
     Flag("port", ("port",), "port to listen on for HTTP requests (default {default})", _G,
          "PORT", _number(int, "--port", "a port number")),
-    Flag("timeout", ("timeout",), "deadline in seconds for every external call of a scrape: "
-         "each Prometheus query, squeue and getent (default {default})", _G, "SECONDS",
+    Flag("timeout", ("timeout",), "one deadline in seconds for the whole scrape: every "
+         "Prometheus query, squeue, getent and sacct call ends by it (default {default})", _G, "SECONDS",
          _number(float, "--timeout", "a number of seconds"), show=lambda v: f"{v:g}"),
     Flag("timerange", ("timerange",), "range of the rate function: 1-3 digits and a unit s, m, "
          "h or d (default {default})", _G, "RANGE"),

@@ -79,7 +79,7 @@ BUILD_INFO = MetricSpec(
 )
 TIMEOUT_SECONDS = MetricSpec(
     "cluster_exporter_timeout_seconds",
-    "The deadline in seconds of every external call of a scrape (--timeout).",
+    "The deadline in seconds of a scrape, by which every external call ends (--timeout).",
     (),
 )
 UNATTRIBUTED_READ = MetricSpec(

@@ -50,7 +50,7 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
             "Listen address",
             listening or f"{config.listen_host or '*'}:{config.port}{config.telemetry_path}",
         ),
-        ("Timeout per external call", f"{config.timeout:g} s"),
+        ("Scrape deadline (--timeout)", f"{config.timeout:g} s"),
         ("Rate", f"{config.rate_function}(...[{config.timerange}])"),
         ("Jobid formats", ", ".join(config.jobid_formats)),
         ("squeue", f"{config.squeue_path}{' --json' if config.squeue_json else ''}"),
