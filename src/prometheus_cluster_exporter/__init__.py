@@ -1,3 +1,3 @@
 """Prometheus exporter for Lustre IO per Slurm account/user and per process name/user/group."""
 
-__version__ = "2.0.0.dev0"
+__version__ = "2.0.0"
