@@ -1,18 +1,10 @@
 """The collector: runs the sources concurrently, attributes, builds metric families.
 
-Sample output (``curl -s localhost:9846/metrics``)::
+Sample output (``curl -s localhost:9846/metrics``, HELP and TYPE lines left out)::
 
-    # HELP cluster_job_read_throughput_bytes Total IO read throughput of all jobs on the cluster per account in bytes per second.
-    # TYPE cluster_job_read_throughput_bytes gauge
-    cluster_job_read_throughput_bytes{account="physics",user="alice"} 1.048576e+08
-    # HELP cluster_proc_write_throughput_bytes Total IO write throughput of process names on the cluster per group and user in bytes per second.
-    # TYPE cluster_proc_write_throughput_bytes gauge
-    cluster_proc_write_throughput_bytes{group_name="hpc",proc_name="rsync",user_name="bob"} 5.24288e+06
-    # HELP cluster_unattributed_read_throughput_bytes IO read throughput in bytes per second that could not be attributed to a job or a process owner, per reason.
-    # TYPE cluster_unattributed_read_throughput_bytes gauge
+    cluster_job_read_throughput_bytes{account="physics",user="alice"} 104857600.0
+    cluster_proc_write_throughput_bytes{group_name="hpc",proc_name="rsync",user_name="bob"} 5242880.0
     cluster_unattributed_read_throughput_bytes{reason="unknown_job"} 4096.0
-    # HELP cluster_exporter_scrape_ok Indicates if the scrape of the exporter was successful or not.
-    # TYPE cluster_exporter_scrape_ok gauge
     cluster_exporter_scrape_ok 1.0
 
 A collect runs in three steps, each bounded by the same deadline:
