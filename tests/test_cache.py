@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, List
+
+import pytest
 
 from prometheus_cluster_exporter.cache import Memo, RecentJobs, TTLCache
 from prometheus_cluster_exporter.records import Parsed, SlurmJob
@@ -108,3 +111,85 @@ def test_recent_jobs_remembers_for_the_grace_period_and_the_listing_wins() -> No
     assert jobs["2"] == SlurmJob("2", "b", "v")  # the listing wins over memory
     clock.now += 31
     assert set(recent.update([])) == {"2"}  # 1 was last listed 91 s ago
+
+
+def test_ttl_cache_never_holds_more_than_max_entries() -> None:
+    cache: TTLCache[int, str] = TTLCache(ttl=60, max_entries=10, clock=Clock())
+    for key in range(11):
+        cache.put(key, f"v{key}")
+    hits, _ = cache.split(range(11))
+    assert len(hits) <= 10
+    assert 10 in hits
+
+
+def test_ttl_cache_eviction_drops_only_expired_entries_when_that_is_enough() -> None:
+    clock = Clock()
+    cache: TTLCache[int, str] = TTLCache(ttl=10, max_entries=10, clock=clock)
+    cache.put(0, "old")
+    clock.now += 10  # 0 expires at this very moment
+    for key in range(1, 11):
+        cache.put(key, f"v{key}")  # the eleventh entry: eviction runs
+    hits, missing = cache.split(range(11))
+    assert hits == {key: f"v{key}" for key in range(1, 11)}
+    assert missing == [0]
+
+
+def test_ttl_cache_put_again_makes_an_entry_the_newest() -> None:
+    cache: TTLCache[int, str] = TTLCache(ttl=60, max_entries=10, clock=Clock())
+    for key in range(10):
+        cache.put(key, f"v{key}")
+    cache.put(0, "again")  # 0 is now the newest, 1 the oldest
+    cache.put(10, "v10")  # past max_entries: the oldest go
+    hits, missing = cache.split(range(11))
+    assert hits[0] == "again" and hits[10] == "v10"
+    assert 1 in missing
+
+
+def test_ttl_under_a_second_still_keeps_entries() -> None:
+    clock = Clock()
+    cache: TTLCache[str, int] = TTLCache(ttl=0.5, clock=clock)
+    cache.put("a", 1)
+    clock.now += 0.4
+    assert cache.split(["a"]) == ({"a": 1}, [])
+    clock.now += 0.1
+    assert cache.split(["a"]) == ({}, ["a"])
+
+
+def test_through_with_every_key_cached_does_not_fetch() -> None:
+    cache: TTLCache[int, str] = TTLCache(ttl=60, clock=Clock())
+    asked: List[List[int]] = []
+
+    def fetch(keys: List[int]) -> Parsed[Dict[int, str]]:
+        asked.append(list(keys))
+        return Parsed({k: str(k) for k in keys})
+
+    cache.through([1, 2], fetch, limit=10, what="sacct")
+    again = cache.through([2, 1], fetch, limit=10, what="sacct")
+    assert again.items == {1: "1", 2: "2"} and again.skipped == 0
+    assert asked == [[1, 2]]
+
+
+def test_through_warns_only_when_it_leaves_keys_out(caplog: pytest.LogCaptureFixture) -> None:
+    def fetch(keys: List[int]) -> Parsed[Dict[int, str]]:
+        return Parsed({k: str(k) for k in keys})
+
+    with caplog.at_level(logging.WARNING):
+        exact = TTLCache[int, str](ttl=60, clock=Clock())
+        assert len(exact.through([1, 2, 3], fetch, limit=3, what="sacct").items) == 3
+        assert caplog.records == []
+        over = TTLCache[int, str](ttl=60, clock=Clock())
+        assert len(over.through([1, 2, 3], fetch, limit=2, what="sacct").items) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "sacct: looking up only 2 of the 3 ids not known yet; the rest stay unattributed "
+        "this scrape"
+    ]
+
+
+def test_memo_with_a_ttl_under_a_second_keeps_its_value() -> None:
+    clock = Clock()
+    memo: Memo[str] = Memo(ttl=0.5, clock=clock)
+    memo.put("table")
+    clock.now += 0.4
+    assert memo.get() == "table"
+    clock.now += 0.1
+    assert memo.get() is None

@@ -125,3 +125,67 @@ def test_parse_never_raises(jobid: str, formats: list[str]) -> None:
     assert ref is None or isinstance(ref, (JobRef, ProcRef))
     if isinstance(ref, ProcRef):
         assert ref.proc_name and ref.uid >= 0
+
+
+def test_an_id_cut_right_after_a_separator_keeps_its_complete_fields() -> None:
+    # 31 bytes, cut after the separator before the pid: the name and the uid are whole.
+    cut = "a_very_long_exe_name_x.1234567."
+    assert len(cut) == 31
+    assert JobidGrammar(["%e.%u.%p"]).parse(cut) == ProcRef("a_very_long_exe_name_x", 1234567)
+
+
+def test_an_id_cut_inside_a_later_field_still_names_its_job() -> None:
+    # 31 bytes, cut inside the uid (and the host is gone): the job id before it is whole.
+    cut = "4242:12345678901234567890123456"
+    assert len(cut) == 31
+    assert JobidGrammar(["%j:%u:%H"]).parse(cut) == JobRef("4242")
+
+
+@pytest.mark.parametrize(
+    ("formats", "jobid"),
+    [
+        (["%j:%p"], "4242:"),  # the pid is missing, and the id was not cut
+        (["%j:%u:%H"], "4242::node01"),  # an empty uid is not a number
+    ],
+)
+def test_an_id_shorter_than_31_bytes_needs_every_field(formats: list[str], jobid: str) -> None:
+    assert JobidGrammar(formats).parse(jobid) is None
+
+
+def test_a_format_may_end_in_a_literal() -> None:
+    grammar = JobidGrammar(["%u.%e;"])
+    assert grammar.parse("1001.cp;") == ProcRef("cp", 1001)
+    # Cut at 31 bytes inside the name: the trailing literal is gone, uid and name remain.
+    cut = "1234567.a_very_long_exe_name_xx"
+    assert len(cut) == 31
+    assert grammar.parse(cut) == ProcRef("a_very_long_exe_name_xx", 1234567)
+
+
+def test_a_newline_in_a_process_name_is_part_of_the_name() -> None:
+    # As in the default (regex-free) parser, a name may hold any character.
+    assert DEFAULT.parse("a\nb.1001") == ProcRef("a\nb", 1001)
+    assert JobidGrammar(["%e:%u"]).parse("a\nb:1001") == ProcRef("a\nb", 1001)
+
+
+@pytest.mark.parametrize("formats", [DEFAULT_FORMATS, ("%e.%u",)])
+def test_non_ascii_ids_are_measured_in_bytes(formats: tuple[str, ...]) -> None:
+    grammar = JobidGrammar(formats)
+    assert grammar.parse("é" * 12 + ".1234") == ProcRef("é" * 12, 1234)  # 29 bytes
+    assert grammar.parse("é" * 13 + ".1234") is None  # 31 bytes: maybe cut, uid untrusted
+    assert grammar.parse("é" * 14 + ".1234") is None  # 33 bytes: not from Lustre
+
+
+def test_escapes_count_one_byte_each_and_the_rest_still_counts() -> None:
+    grammar = JobidGrammar(["%e:%u:%H"])
+    # Eleven escapes and four characters: 15 bytes in 48 characters.
+    assert grammar.parse("\\x41" * 11 + ":1:h") == ProcRef("\\x41" * 11, 1)
+    # One escape among 32 plain characters: 33 bytes, longer than Lustre writes.
+    assert grammar.parse("x" * 28 + "\\x20" + ":1:h") is None
+
+
+def test_escapes_are_counted_as_one_byte_in_an_id_of_exactly_31_characters() -> None:
+    """31 characters with one escape are 28 bytes: not a cut id, so its uid counts."""
+    jobid = "ab\\x20cdefghijklmnopqrstuv.1234"
+    assert len(jobid) == 31
+    assert JobidGrammar().parse(jobid) == ProcRef("ab\\x20cdefghijklmnopqrstuv", 1234)
+    assert JobidGrammar(("%e.%u",)).parse(jobid) == ProcRef("ab\\x20cdefghijklmnopqrstuv", 1234)

@@ -163,7 +163,7 @@ class JobidGrammar:
             return None
         # Characters outside ASCII take more than one byte; an escape stands for one.
         size = len(jobid) if jobid.isascii() else len(jobid.encode("utf-8", "surrogatepass"))
-        if size > JOBID_MAX_BYTES and "\\x" in jobid:
+        if size >= JOBID_MAX_BYTES and "\\x" in jobid:
             size -= 3 * len(_ESCAPE.findall(jobid))
         if size > JOBID_MAX_BYTES:
             return None
