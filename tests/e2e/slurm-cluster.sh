@@ -104,18 +104,19 @@ pids_named() {
 }
 
 refuse_foreign_slurm() {
-    local name pid ours
+    local name pid ours foreign=()
     for name in slurmctld slurmd; do
         ours=""
         [ -s "$STATE/$name.pid" ] && ours=$(cat "$STATE/$name.pid")
         for pid in $(pids_named "$name"); do
-            if [ "$pid" != "$ours" ] && [ "${E2E_SLURM_TAKE_OVER:-0}" != 1 ]; then
-                log "refusing to start: a $name this script did not start runs (PID $pid);"
-                log "set E2E_SLURM_TAKE_OVER=1 to run the test cluster beside it anyway"
-                exit 3
-            fi
+            [ "$pid" != "$ours" ] && foreign+=("$name (PID $pid)")
         done
     done
+    if [ ${#foreign[@]} -gt 0 ] && [ "${E2E_SLURM_TAKE_OVER:-0}" != 1 ]; then
+        log "refusing to start: running, not started by this script: ${foreign[*]};"
+        log "set E2E_SLURM_TAKE_OVER=1 to run the test cluster beside them anyway"
+        exit 3
+    fi
     if [ -f "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
         log "refusing to start: $CONF exists and was not written by this script"
         exit 3

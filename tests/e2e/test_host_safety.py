@@ -79,7 +79,8 @@ def test_the_cluster_script_refuses_to_run_beside_a_foreign_slurmd(tmp_path: Pat
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert result.returncode == 3, result.stderr
-        assert f"a slurmd this script did not start runs (PID {proc.pid})" in result.stderr
+        assert "refusing to start: running, not started by this script:" in result.stderr
+        assert f"slurmd (PID {proc.pid})" in result.stderr
         assert proc.poll() is None  # left alone
         assert Path("/etc/passwd").read_text() == users
         assert not (state / "slurm.conf").exists()
