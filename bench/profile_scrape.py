@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,7 +42,7 @@ class CannedClient:
     def __init__(self, answers: dict[str, bytes]) -> None:
         self.answers = answers
 
-    def query(self, promql: str, deadline: float, what: str) -> bytes:
+    def query(self, promql: str, deadline: float, what: str, at: Optional[float] = None) -> bytes:
         return self.answers[what.split(maxsplit=1)[0]]
 
 
