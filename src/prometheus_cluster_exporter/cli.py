@@ -44,7 +44,7 @@ def reload(config: Config, server: ExporterServer) -> None:
 
     try:
         server.reload_web(load_web_config(config.web_config_file))
-    except (ConfigError, ValueError) as exc:
+    except ValueError as exc:  # ConfigError, or TLS switched on or off
         log.error("Received SIGHUP: keeping the web config in use: %s", exc)
         return
     log.info("Received SIGHUP: re-read %s; flags need a restart", config.web_config_file)
@@ -153,9 +153,9 @@ def serve(
         wake.wait()
         wake.clear()
         received = [signals.pop(0) for _ in range(len(signals))]
-        if any(signum != signal.SIGHUP for signum in received):
-            name = signal.Signals(next(s for s in received if s != signal.SIGHUP)).name
-            log.info("Received %s, shutting down", name)
+        stops = [signum for signum in received if signum != signal.SIGHUP]
+        if stops:
+            log.info("Received %s, shutting down", signal.Signals(stops[0]).name)
             break
         reload(config, server)
     # Closes the listening socket and every connection; page calls still running are

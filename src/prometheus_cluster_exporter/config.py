@@ -16,13 +16,14 @@ from typing import Optional, Tuple
 
 from prometheus_cluster_exporter.credentials import read_token
 from prometheus_cluster_exporter.jobid import DEFAULT_FORMATS, tokenize
+from prometheus_cluster_exporter.logs import FORMATS
 from prometheus_cluster_exporter.upstream import parse_server_url
 
 JOB_GRACE_MARGIN = 60.0
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?")
 LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
-LOG_FORMATS = ("text", "logfmt", "json")
+LOG_FORMATS = FORMATS
 RATE_FUNCTIONS = ("irate", "rate")
 
 _TIMERANGE = re.compile(r"[0-9]{1,3}[smhd]")

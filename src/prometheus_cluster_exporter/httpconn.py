@@ -25,9 +25,9 @@ from prometheus_cluster_exporter.httpmsg import (
     parse_head,
     plain,
 )
+from prometheus_cluster_exporter.logs import TRACE
 
 log = logging.getLogger("prometheus_cluster_exporter.http")
-TRACE = 5
 
 
 @dataclass(frozen=True)

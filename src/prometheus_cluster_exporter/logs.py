@@ -22,7 +22,7 @@ import json
 import logging
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, TextIO
 
 TRACE = 5
 FORMATS = ("text", "logfmt", "json")
@@ -94,10 +94,10 @@ class JsonFormatter(logging.Formatter):
 _FORMATTERS = {"text": TextFormatter, "logfmt": LogfmtFormatter, "json": JsonFormatter}
 
 
-def setup_logging(level: str, fmt: str = "text", stream: Optional[object] = None) -> None:
-    """Log at ``level`` (ERROR ... TRACE) in ``fmt`` to standard error."""
+def setup_logging(level: str, fmt: str = "text", stream: Optional[TextIO] = None) -> None:
+    """Log at ``level`` (ERROR ... TRACE) in ``fmt`` to ``stream`` (standard error)."""
     logging.addLevelName(TRACE, "TRACE")
-    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_FORMATTERS[fmt]())
     root = logging.getLogger()
     for old in root.handlers[:]:

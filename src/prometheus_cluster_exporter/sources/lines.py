@@ -9,24 +9,22 @@ are not UTF-8 are replaced, never an error.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Callable, List, Optional, Tuple, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def entries(
-    output: bytes,
-    what: str,
-    sep: Optional[str],
-    entry: Callable[[List[str]], Optional[T]],
-    skipped: List[int],
-) -> Iterator[T]:
-    """The entries of ``output``; the count of skipped lines is added to ``skipped[0]``.
+def parse_lines(
+    output: bytes, what: str, sep: Optional[str], entry: Callable[[List[str]], Optional[T]]
+) -> Tuple[List[T], int]:
+    """Every entry of ``output`` and the number of lines skipped.
 
     ``sep`` None splits on runs of whitespace (squeue's text format).
     """
+    items: List[T] = []
+    skipped = 0
     for raw in output.decode("utf-8", "replace").splitlines():
         if not raw.strip():
             continue
@@ -35,16 +33,8 @@ def entries(
         except ValueError:
             value = None
         if value is None:
-            skipped[0] += 1
+            skipped += 1
             log.debug("%s: skipping unexpected line %r", what, raw[:200])
             continue
-        yield value
-
-
-def parse_lines(
-    output: bytes, what: str, sep: Optional[str], entry: Callable[[List[str]], Optional[T]]
-) -> Tuple[List[T], int]:
-    """Every entry of ``output`` and the number of lines skipped."""
-    skipped = [0]
-    items = list(entries(output, what, sep, entry, skipped))
-    return items, skipped[0]
+        items.append(value)
+    return items, skipped
