@@ -17,6 +17,8 @@ from prometheus_cluster_exporter.records import (
     JobidRate,
     Parsed,
     PasswdEntry,
+    RateColumn,
+    Rates,
     SlurmJob,
     TargetRate,
 )
@@ -271,7 +273,8 @@ class Answers:
 
     def _answer(self, kind: str, deadline: float, at: Optional[float]) -> Parsed[List[object]]:
         self.calls[kind] = (deadline, at)
-        return Parsed(list(self.answers[kind]))
+        items = self.answers[kind]
+        return Parsed(items if isinstance(items, Rates) else list(items))
 
     def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[object]]:
         return self._answer("read", deadline, at)
@@ -429,21 +432,18 @@ def test_a_failed_keyed_group_lookup_costs_only_those_ids(
     assert "primary gid 2002 of uid 1002 has no group name" in caplog.text
 
 
-class SlowRate:
-    """A rate row whose value takes 50 ms to read: attributing it takes measurable time."""
+class SlowValues(List[float]):
+    """Values that take 0.5 s to cut into pieces: attributing them takes measurable time."""
 
-    def __init__(self, jobid: str) -> None:
-        self.jobid = jobid
-        self.fs = ""
-
-    @property
-    def value(self) -> float:
-        time.sleep(0.05)
-        return 1.0
+    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+        if isinstance(index, slice):
+            time.sleep(0.5)
+        return super().__getitem__(index)
 
 
 def test_a_query_stage_counts_its_attribution_time() -> None:
-    lustre = Answers(read=[SlowRate("1") for _ in range(10)], write=[JobidRate("1", 1.0, "")])
+    slow = Rates([RateColumn((), ["1"] * 10, SlowValues([1.0] * 10))])
+    lustre = Answers(read=slow, write=[JobidRate("1", 1.0, "")])
     collector = ClusterCollector(lustre, Jobs(), Identities(), timeout=5)
     s = scrape(collector)
     assert s.value("cluster_job_read_throughput_bytes", account="physics", user="alice") == 10
@@ -470,7 +470,7 @@ class SlowGrammar(JobidGrammar):
 def test_classifying_past_the_deadline_fails_every_query_but_still_answers() -> None:
     # More distinct ids than one chunk, so the clock is looked at after the slow first one;
     # the sources answer at once, so classifying may last until timeout + 1 s.
-    rows = [JobidRate(str(i), 1.0, "") for i in range(70_000)]
+    rows = [JobidRate(f"cp.{i}", 1.0, "") for i in range(70_000)]
     lustre = Answers(
         read=rows,
         write=[JobidRate("1", 1.0, "")],

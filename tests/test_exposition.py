@@ -107,3 +107,20 @@ def test_invalid_names_are_refused() -> None:
     bad = MetricSpec("bad name'", "x", ())
     with pytest.raises(ValueError):
         render([RowFamily(bad, [((), 1.0)])])
+
+
+def test_the_gzip_page_is_the_page_compressed_piece_by_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gzip
+
+    from prometheus_cluster_exporter import exposition
+    from prometheus_cluster_exporter.metrics import JOB_READ, SCRAPE_OK, RowFamily
+
+    monkeypatch.setattr(exposition, "LINES_AT_ONCE", 7)
+    rows = {(f"acct{i % 5}", f'us"er\\{i}'): float(i) for i in range(100)}
+    families = [RowFamily(JOB_READ, rows.items()), RowFamily(SCRAPE_OK, [((), 1.0)])]
+    plain = render(families)
+    assert plain.count(b"\n") == 100 + 1 + 4
+    assert b'user="us\\"er\\\\99"} 99.0\n' in plain
+    assert gzip.decompress(exposition.render_gzip(families, b"# tail\n")) == plain + b"# tail\n"

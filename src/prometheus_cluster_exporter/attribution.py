@@ -7,28 +7,35 @@ cannot be given to a job or a process owner is summed under a reason, so that
     sum(jobs) + sum(procs) + sum(unattributed) == sum(input rows)
 
 for every query answer (up to float rounding).
+
+Answers come in columns (``records.RateColumn``) and the per-row work is done by C
+loops (``map``, ``compress``) wherever it can be: every jobid maps to a small owner
+number (``owner_table``), and a plain number nobody lists (``idsort``) falls into one
+shared "unknown job" owner without an entry of its own.
 """
 
 from __future__ import annotations
 
 from collections import ChainMap
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import not_
 from typing import (
-    Any,
-    Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     Mapping,
+    NamedTuple,
     Optional,
-    Protocol,
     Tuple,
     TypeVar,
     cast,
 )
 
-from prometheus_cluster_exporter.jobid import JobidGrammar, JobRef, ProcRef, Ref
-from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob
+from prometheus_cluster_exporter.idsort import listed_jobs
+from prometheus_cluster_exporter.jobid import JobRef, ProcRef, Ref
+from prometheus_cluster_exporter.records import PasswdEntry, RateColumn, SlurmJob
 
 #: A numeric jobid that neither squeue (nor the recently-seen jobs, nor sacct) knows.
 UNKNOWN_JOB = "unknown_job"
@@ -62,20 +69,15 @@ __all__ = [
     "REASONS",
     "Attribution",
     "JobRef",
+    "OwnerTable",
     "ProcRef",
     "attribute",
-    "classify",
     "index_jobs",
     "lost_ids",
     "overlay",
+    "owner_table",
     "owners",
 ]
-
-
-def classify(jobids: Iterable[str], grammar: JobidGrammar) -> Dict[str, Ref]:
-    """Parse every distinct jobid once."""
-    parse = grammar.parse
-    return {jobid: parse(jobid) for jobid in set(jobids)}
 
 
 def index_jobs(jobs: Iterable[SlurmJob]) -> Dict[str, SlurmJob]:
@@ -90,16 +92,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 Extra = Tuple[str, ...]
 Key = Tuple[str, ...]
-
-
-class Rate(Protocol):
-    """A row of a query answer (``records.JobidRate``, ``records.TargetRate``)."""
-
-    @property
-    def jobid(self) -> str: ...
-
-    @property
-    def value(self) -> float: ...
 
 
 #: Kinds of owner.
@@ -148,9 +140,48 @@ def owners(
     return result
 
 
-def lost_ids(owner_of: Mapping[str, Owner]) -> List[Tuple[str, str]]:
-    """(reason, jobid) of every id nobody could be named for."""
-    return [(key[0], jobid) for jobid, (kind, key) in owner_of.items() if kind == LOST]
+def lost_ids(table: OwnerTable, refs: Iterable[str]) -> List[Tuple[str, str]]:
+    """(reason, jobid) of every parsed id (``refs``) nobody could be named for."""
+    number_of, owners_ = table.number_of, table.owners
+    lost = []
+    for jobid in refs:
+        kind, key = owners_[number_of[jobid]]
+        if kind == LOST:
+            lost.append((key[0], jobid))
+    return lost
+
+
+class OwnerTable(NamedTuple):
+    """Who every jobid of a scrape belongs to, as small numbers.
+
+    ``number_of`` maps a jobid to its owner's number in ``owners``. A jobid it does not hold
+    is a plain canonical number that no job listing knows: owner 0 (``unknown_job``, or
+    ``jobs_unavailable`` when squeue failed).
+    """
+
+    number_of: Dict[str, int]
+    owners: List[Owner]
+
+
+def owner_table(
+    refs: Mapping[str, Ref],
+    jobs: Optional[Mapping[str, SlurmJob]],
+    users: Optional[Mapping[int, PasswdEntry]],
+    groups: Optional[Mapping[int, str]],
+    numbers_are_jobs: bool = True,
+) -> OwnerTable:
+    """The owners of the ids in ``refs`` and, when plain numbers are job ids, of every
+    listed job (so that their ids need no parsing)."""
+    unknown: Owner = (LOST, (JOBS_UNAVAILABLE if jobs is None else UNKNOWN_JOB,))
+    numbers: Dict[Owner, int] = {unknown: 0}
+    number_of: Dict[str, int] = {}
+    if numbers_are_jobs and jobs is not None:
+        for jobid, job in listed_jobs(jobs).items():
+            owner: Owner = (JOB, (job.account, job.user))
+            number_of[jobid] = numbers.setdefault(owner, len(numbers))
+    for jobid, owner in owners(refs, jobs, users, groups).items():
+        number_of[jobid] = numbers.setdefault(owner, len(numbers))
+    return OwnerTable(number_of, list(numbers))
 
 
 @dataclass
@@ -170,39 +201,49 @@ class Attribution:
         return sum(self.jobs.values()) + sum(self.procs.values()) + sum(self.unattributed.values())
 
 
+def pieces(columns: Iterable[RateColumn], size: int) -> Iterator[RateColumn]:
+    """The columns cut into pieces of at most ``size`` rows."""
+    for column in columns:
+        for start in range(0, len(column.jobids), size):
+            end = start + size
+            yield RateColumn(column.extra, column.jobids[start:end], column.values[start:end])
+
+
 def attribute(
-    rows: Iterable[Rate],
-    owner_of: Mapping[str, Owner],
-    extra_of: Optional[Callable[[Any], Extra]] = None,
-    into: Optional[Attribution] = None,
+    columns: Iterable[RateColumn], table: OwnerTable, into: Optional[Attribution] = None
 ) -> Attribution:
-    """Sum rows per owner. A row has a ``jobid`` and a ``value`` (a JobidRate or a
-    TargetRate); ``extra_of(row)`` gives the labels that follow the owner's (the MDT
-    target, the fs).
-    Every row lands in exactly one table, so nothing is lost. With ``into`` the sums are
-    added to an earlier result (an answer attributed in chunks)."""
+    """Sum each column's values per owner, under the owner's labels plus the column's
+    ``extra``. Every row lands in exactly one table, so nothing is lost. With ``into``
+    the sums are added to an earlier result (an answer attributed in pieces)."""
     result = Attribution() if into is None else into
     tables = (result.jobs, result.procs, result.unattributed)
-    if extra_of is None:
-        for row in rows:
-            kind, key = owner_of[row.jobid]
-            table = tables[kind]
-            table[key] = table.get(key, 0.0) + row.value
-    else:
-        for row in rows:
-            kind, key = owner_of[row.jobid]
-            key = key + extra_of(row)
-            table = tables[kind]
-            table[key] = table.get(key, 0.0) + row.value
+    owners_ = table.owners
+    for extra, jobids, values in columns:
+        numbers = list(map(table.number_of.get, jobids, repeat(0)))
+        sums: Dict[int, float] = {}
+        # Owner 0 (unknown numbers) in one C loop; the rest one row at a time.
+        unknown = list(compress(values, map(not_, numbers)))
+        if unknown:
+            sums[0] = sum(unknown)
+        get = sums.get
+        for number, value in zip(compress(numbers, numbers), compress(values, numbers)):
+            sums[number] = get(number, 0.0) + value
+        for number, value in sums.items():
+            kind, key = owners_[number]
+            out = tables[kind]
+            key = key + extra
+            out[key] = out.get(key, 0.0) + value
     return result
 
 
-def wanted_jobs(refs: Mapping[str, Ref], known: Mapping[str, SlurmJob]) -> List[str]:
-    """Numeric jobids of this scrape that ``known`` does not hold."""
-    return sorted(
-        {r.jobid for r in refs.values() if isinstance(r, JobRef) and r.jobid not in known},
-        key=int,
-    )
+def wanted_jobs(
+    refs: Mapping[str, Ref], known: Mapping[str, SlurmJob], numbers: Iterable[str] = ()
+) -> List[str]:
+    """Job ids of this scrape that ``known`` does not hold: those of parsed ids, and
+    ``numbers`` (plain numbers already found missing by ``split_ids``)."""
+    wanted = {r.jobid for r in refs.values() if isinstance(r, JobRef) and r.jobid not in known}
+    wanted.update(numbers)
+    return sorted(wanted, key=int)
 
 
 def wanted_uids(refs: Mapping[str, Ref], users: Mapping[int, PasswdEntry]) -> List[int]:

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector
@@ -22,6 +22,7 @@ from prometheus_cluster_exporter.logs import setup_logging
 from prometheus_cluster_exporter.status import config_summary, render_status_page
 from prometheus_cluster_exporter.webconfig import WebConfig
 from prometheus_cluster_exporter.wiring import (
+    MetricsPage,
     Sources,
     build_collector,
     build_sources,
@@ -58,9 +59,7 @@ def once(collector: ClusterCollector) -> int:
     return 0 if collector.last is not None and collector.last.ok else 1
 
 
-def listen(
-    config: Config, page: Callable[[], bytes], web: Optional[WebConfig] = None
-) -> ExporterServer:
+def listen(config: Config, page: MetricsPage, web: Optional[WebConfig] = None) -> ExporterServer:
     """Bind the configured address; "all interfaces" is dual-stack where IPv6 exists."""
     hosts = [config.listen_host] if config.listen_host else ["::", "0.0.0.0"]  # noqa: S104
     error: Optional[OSError] = None
@@ -69,6 +68,7 @@ def listen(
             return ExporterServer(
                 (host, config.port),
                 page,
+                metrics_gzip=page.gzip,
                 telemetry_path=config.telemetry_path,
                 web=web,
             )

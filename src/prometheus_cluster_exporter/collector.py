@@ -33,88 +33,48 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Dict, List, Optional, Set
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import families as fam
+from prometheus_cluster_exporter import idsort
 from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
 from prometheus_cluster_exporter.gcpause import gc_paused
-from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef, Ref
+from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
 from prometheus_cluster_exporter.metrics import RowFamily
-from prometheus_cluster_exporter.pacing import Late, paced
+from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
 from prometheus_cluster_exporter.problems import ProblemLog
 from prometheus_cluster_exporter.records import (
+    Answer,
     IdentitySource,
     JobLookup,
     JobSource,
     LustreSource,
-    Parsed,
-    PasswdEntry,
-    SlurmJob,
+    Rates,
+    columns_of,
 )
 from prometheus_cluster_exporter.report import ScrapeReport, SourceStatus, top_consumers
-from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner, log_outcomes
+from prometheus_cluster_exporter.runner import SourceRunner, log_outcomes
+from prometheus_cluster_exporter.scrapestate import (
+    BUILD_SECONDS,
+    GROUP,
+    GROUP_KEYED,
+    PASSWD,
+    PASSWD_KEYED,
+    SACCT,
+    SQUEUE,
+    TOO_LATE,
+    ScrapeState,
+    stages,
+)
 
 log = logging.getLogger(__name__)
 
-K = TypeVar("K")
-V = TypeVar("V")
-
 SKIP_WARNING = "Collect is still active... - Skipping now"
-
-# Source names as they appear in logs (the queries' are in ``families.QUERIES``).
-SQUEUE = "squeue"
-PASSWD = "getent passwd"  # noqa: S105 - a source name, not a secret
-GROUP = "getent group"
-SACCT = "sacct"
-PASSWD_KEYED = "getent passwd (by uid)"  # noqa: S105
-GROUP_KEYED = "getent group (by gid)"
-#: The stage each source's time is exposed under.
-RETRIEVE_STAGES = (
-    (SQUEUE, "retrieve_running_jobs"),
-    (PASSWD, "retrieve_user_name_info"),
-    (GROUP, "retrieve_group_name_info"),
-    (SACCT, "retrieve_finished_jobs"),
-    (PASSWD_KEYED, "retrieve_missing_user_info"),
-    (GROUP_KEYED, "retrieve_missing_group_info"),
-)
 
 #: Rows (or distinct jobids) attributed between two looks at the clock.
 CHUNK = 1 << 16
-#: Time allowed for attribution once the sources have answered (or were abandoned).
-BUILD_SECONDS = 1.0
-TOO_LATE = "attribution did not finish by the scrape deadline"
-
-
-@dataclass
-class _Scrape:
-    """What one collect has learnt so far; each step adds to it."""
-
-    deadline: float
-    hard_end: float
-    outcomes: Dict[str, SourceOutcome[Any]] = field(default_factory=dict)
-    answers: Dict[Query, Sequence[attr.Rate]] = field(default_factory=dict)
-    refs: Dict[str, Ref] = field(default_factory=dict)
-    jobs: Optional[Mapping[str, SlurmJob]] = None
-    users: Optional[Mapping[int, PasswdEntry]] = None
-    groups: Optional[Mapping[int, str]] = None
-    #: Seconds spent attributing each answer.
-    build_seconds: Dict[Query, float] = field(default_factory=dict)
-
-    def build_deadline(self) -> float:
-        """BUILD_SECONDS from now (or from the deadline, if that is later), never past the
-        collect's hard end."""
-        return min(max(self.deadline, time.monotonic()) + BUILD_SECONDS, self.hard_end)
-
-    def too_late(self, *queries: Query) -> None:
-        """Drop answers not attributed by the deadline (all, if none named); their
-        queries fail."""
-        for query in queries or tuple(self.answers):
-            if self.answers.pop(query, None) is not None:
-                name = query.source
-                self.outcomes[name] = self.outcomes[name].failed(f"{name}: {TOO_LATE}")
 
 
 class ClusterCollector:
@@ -175,7 +135,7 @@ class ClusterCollector:
         deadline = time.monotonic() + self.timeout
         # Classifying and attributing are bounded too: an answer not attributed by then is
         # dropped, so a collect lasts at most timeout + runner grace + BUILD_SECONDS.
-        scrape = _Scrape(deadline, deadline + self.runner.grace + BUILD_SECONDS)
+        scrape = ScrapeState(deadline, deadline + self.runner.grace + BUILD_SECONDS)
         self._gather(scrape, at=round(started, 3))
         self._classify(scrape)
         self._resolve_missing(scrape)
@@ -197,7 +157,7 @@ class ClusterCollector:
                     )
                 )
         scrape_ok = log_outcomes(scrape.outcomes, log)
-        families.append(fam.stage_family(_stages(scrape)))
+        families.append(fam.stage_family(stages(scrape)))
         families.append(fam.scrape_ok_family(scrape_ok))
         elapsed = time.perf_counter() - t0
         self.last = ScrapeReport(
@@ -211,7 +171,7 @@ class ClusterCollector:
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families
 
-    def _gather(self, scrape: _Scrape, at: float) -> None:
+    def _gather(self, scrape: ScrapeState, at: float) -> None:
         """Step 1: the three queries (at one evaluation instant, so that read, write and
         metadata describe the same moment), squeue and the getent enumerations."""
         lustre = self.lustre
@@ -226,7 +186,7 @@ class ClusterCollector:
         for query, pending in ((METADATA, metadata), (READ, read), (WRITE, write)):
             answer = pending.outcome.value
             if answer is not None:
-                scrape.answers[query] = answer.items
+                scrape.answers[query] = self._columns(query, answer.items)
         if squeue.outcome.value is not None:
             scrape.jobs = self.recent_jobs.update(squeue.outcome.value.items)
         if passwd.outcome.value is not None:
@@ -234,20 +194,35 @@ class ClusterCollector:
         if group.outcome.value is not None:
             scrape.groups = group.outcome.value.items
 
-    def _classify(self, scrape: _Scrape) -> None:
-        """Parse every distinct jobid of the answers once, within the build deadline."""
-        distinct = list({row.jobid for rows in scrape.answers.values() for row in rows})
+    def _columns(self, query: Query, items: Answer) -> Rates:
+        if isinstance(items, Rates):
+            return items
+        return columns_of(items, fam.extra_labels(query, self.fs_label))
+
+    def _classify(self, scrape: ScrapeState) -> None:
+        """Find the ids that need parsing (and the unknown plain numbers), then parse each
+        distinct one once, within the build deadline."""
+        known = idsort.listed_jobs(scrape.jobs) if scrape.jobs is not None else {}
+        numbers = scrape.numbers if self.job_lookup is not None else None
+        to_parse: Set[str] = set()
+        deadline = scrape.build_deadline()
         try:
-            for chunk in paced(distinct, scrape.build_deadline(), TOO_LATE, CHUNK):
-                scrape.refs.update(attr.classify(chunk, self.grammar))
+            columns = [c for rates in scrape.answers.values() for c in rates]
+            for piece in attr.pieces(columns, CHUNK):
+                check_deadline(deadline, TOO_LATE)
+                idsort.ids_to_parse(piece.jobids, known, self.grammar, to_parse, numbers)
+            for chunk in paced(list(to_parse), deadline, TOO_LATE, CHUNK):
+                scrape.refs.update(idsort.classify(chunk, self.grammar))
         except Late:
             scrape.too_late()
             scrape.refs.clear()
 
-    def _resolve_missing(self, scrape: _Scrape) -> None:
+    def _resolve_missing(self, scrape: ScrapeState) -> None:
         """Step 2: sacct for unknown job ids, keyed getent for uids not enumerated."""
         lookup, jobs, users = self.job_lookup, scrape.jobs, scrape.users
-        missing_jobs = attr.wanted_jobs(scrape.refs, jobs) if jobs is not None else []
+        missing_jobs = (
+            attr.wanted_jobs(scrape.refs, jobs, scrape.numbers) if jobs is not None else []
+        )
         missing_uids = attr.wanted_uids(scrape.refs, users) if users is not None else []
         batch = self.runner.batch(scrape.deadline)
         sacct = None
@@ -268,7 +243,7 @@ class ClusterCollector:
             extra = keyed.outcome.value.items
             scrape.users = attr.overlay(users, extra) if extra else users
 
-    def _resolve_groups(self, scrape: _Scrape) -> None:
+    def _resolve_groups(self, scrape: ScrapeState) -> None:
         """Step 3: keyed getent group for primary gids the enumeration did not name."""
         users, groups = scrape.users, scrape.groups
         if users is None or groups is None:
@@ -283,52 +258,29 @@ class ClusterCollector:
         if keyed.outcome.value is not None and keyed.outcome.value.items:
             scrape.groups = attr.overlay(groups, keyed.outcome.value.items)
 
-    def _attribute_all(self, scrape: _Scrape) -> Dict[Query, attr.Attribution]:
-        """Owners of every jobid, then each answer summed per owner, in chunks.
+    def _attribute_all(self, scrape: ScrapeState) -> Dict[Query, attr.Attribution]:
+        """Owners of every jobid, then each answer summed per owner, in pieces.
 
         Attribution counts against the scrape deadline: an answer not attributed by then
         is dropped (its query fails with TOO_LATE), so the scrape still answers on time.
         """
         deadline = scrape.build_deadline()
-        owner_of: Dict[str, attr.Owner] = {}
-        try:
-            for chunk in paced(list(scrape.refs.items()), deadline, TOO_LATE, CHUNK):
-                owner_of.update(attr.owners(dict(chunk), scrape.jobs, scrape.users, scrape.groups))
-        except Late:
-            scrape.too_late()
+        table = attr.owner_table(
+            scrape.refs, scrape.jobs, scrape.users, scrape.groups, self.grammar.numbers_are_jobs
+        )
         results: Dict[Query, attr.Attribution] = {}
         for query in QUERIES:
             build_start = time.perf_counter()
-            rows = scrape.answers.get(query)
-            if rows is not None:
-                extra = fam.extra_labels(query, self.fs_label)
+            rates = scrape.answers.get(query)
+            if rates is not None:
                 result = attr.Attribution()
                 try:
-                    for part in paced(rows, deadline, TOO_LATE, CHUNK):
-                        attr.attribute(part, owner_of, extra, into=result)
+                    for piece in attr.pieces(rates, CHUNK):
+                        check_deadline(deadline, TOO_LATE)
+                        attr.attribute((piece,), table, into=result)
                     results[query] = result
                 except Late:
                     scrape.too_late(query)
             scrape.build_seconds[query] = time.perf_counter() - build_start
-        self.problems.report_lost(owner_of, scrape.refs, scrape.users)
+        self.problems.report_lost(attr.lost_ids(table, scrape.refs), scrape.refs, scrape.users)
         return results
-
-
-def _made_a_call(outcome: SourceOutcome[Any]) -> bool:
-    """False for a lookup its cache answered in full (no sacct or getent ran)."""
-    return not (isinstance(outcome.value, Parsed) and not outcome.value.fetched)
-
-
-def _stages(scrape: _Scrape) -> List[Tuple[str, float]]:
-    """(stage, seconds): each source's call (lookups only when they ran), then each
-    query's call plus its attribution."""
-    out = scrape.outcomes
-    stages = [
-        (stage, out[name].seconds)
-        for name, stage in RETRIEVE_STAGES
-        if name in out and _made_a_call(out[name])
-    ]
-    for query in QUERIES:
-        seconds = out[query.source].seconds + scrape.build_seconds.get(query, 0.0)
-        stages.append((query.stage, seconds))
-    return stages

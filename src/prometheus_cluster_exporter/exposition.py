@@ -3,19 +3,25 @@
 prometheus-client builds a Sample object per series and formats it label by label;
 with 100,000+ series per scrape that dominated the scrape. This renderer writes the
 same bytes straight from the attribution tables: label names sorted, label values
-escaped as prometheus-client escapes them (with a cache, since account, user and
-process names repeat), values formatted by prometheus-client's own float formatter.
-The tests check the output byte for byte against prometheus-client's generate_latest.
+escaped as prometheus-client escapes them (with a cache that outlives the scrape, since
+accounts, users and process names change slowly), values formatted by
+prometheus-client's own float formatter. The text is made and encoded a few thousand
+lines at a time, and ``render_gzip`` compresses each piece as it is made, so the whole
+page is never held as text. The tests check the output byte for byte against
+prometheus-client's generate_latest.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Iterable, List, Tuple, cast
+import zlib
+from itertools import islice
+from operator import itemgetter
+from typing import Callable, Dict, Iterable, Iterator, List, Tuple, cast
 
 from prometheus_client.utils import floatToGoString
 
-from prometheus_cluster_exporter.metrics import RowFamily, Rows
+from prometheus_cluster_exporter.metrics import RowFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -38,6 +44,12 @@ def escape_label_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+#: Escaped label values kept between scrapes, at most (then the cache starts afresh).
+ESCAPES_KEPT = 1 << 20
+#: Series made into text at a time.
+LINES_AT_ONCE = 8192
+
+
 class _EscapeCache(Dict[str, str]):
     """label value -> escaped value; filled on first use (``cache[value]``)."""
 
@@ -46,7 +58,10 @@ class _EscapeCache(Dict[str, str]):
         return escaped
 
 
-LineRenderer = Callable[[Rows, Dict[str, str]], List[str]]
+_escapes = _EscapeCache()
+
+
+LineRenderer = Callable[[Iterable[Tuple[Tuple[str, ...], float]], Dict[str, str]], List[str]]
 _renderers: Dict[Tuple[str, Tuple[str, ...], bool], LineRenderer] = {}
 
 
@@ -75,17 +90,36 @@ def _line_renderer(name: str, labels: Tuple[str, ...], finite: bool) -> LineRend
     return renderer
 
 
-def render(families: Iterable[RowFamily]) -> bytes:
-    """The text format of the families, in their order: the one way the exporter's
-    metrics reach a client (the HTTP page and ``--once``)."""
-    out: List[str] = []
-    escape = _EscapeCache()
+def _texts(families: Iterable[RowFamily]) -> Iterator[str]:
+    """The page in pieces of at most LINES_AT_ONCE series."""
+    escape = _escapes
+    if len(escape) > ESCAPES_KEPT:
+        escape.clear()
     for family in families:
         name, help_text, labels = family.spec
         help_text = help_text.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {name} {help_text}\n# TYPE {name} gauge\n")
+        yield f"# HELP {name} {help_text}\n# TYPE {name} gauge\n"
         # If the sum is finite, every value is: no NaN or infinity to spell specially.
-        total = sum(value for _, value in family.rows)
-        finite = total - total == 0
-        out.extend(_line_renderer(name, labels, finite)(family.rows, escape))
-    return "".join(out).encode("utf-8")
+        total = sum(map(itemgetter(1), family.rows))
+        lines = _line_renderer(name, labels, total - total == 0)
+        rows = iter(family.rows)
+        while True:
+            text = "".join(lines(islice(rows, LINES_AT_ONCE), escape))
+            if not text:
+                break
+            yield text
+
+
+def render(families: Iterable[RowFamily]) -> bytes:
+    """The text format of the families, in their order: the one way the exporter's
+    metrics reach a client (the HTTP page and ``--once``)."""
+    return b"".join(text.encode("utf-8") for text in _texts(families))
+
+
+def render_gzip(families: Iterable[RowFamily], tail: bytes = b"") -> bytes:
+    """``render(families) + tail``, gzip-compressed (level 1) piece by piece."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    out = [packer.compress(text.encode("utf-8")) for text in _texts(families)]
+    out.append(packer.compress(tail))
+    out.append(packer.flush())
+    return b"".join(out)

@@ -54,6 +54,7 @@ class ExporterServer:
         self,
         address: Tuple[str, int],
         metrics: Callable[[], bytes],
+        metrics_gzip: Optional[Callable[[], bytes]] = None,
         *,
         telemetry_path: str = "/metrics",
         landing_page: Optional[Callable[[], str]] = None,
@@ -62,6 +63,7 @@ class ExporterServer:
         limits: Optional[Limits] = None,
     ) -> None:
         self.metrics = metrics
+        self.metrics_gzip = metrics_gzip
         self.telemetry_path = telemetry_path
         self.landing_page = landing_page or (lambda: default_landing_page(telemetry_path))
         self.web = web or WebConfig()
@@ -199,11 +201,13 @@ class ExporterServer:
         """On a worker thread: the answer."""
         if request.path == self.telemetry_path:
             # Always the text format 0.0.4, which every Prometheus version reads.
-            body = self.metrics()
-            if accepts_gzip(request.header("Accept-Encoding")):
-                compressed = gzip.compress(body, compresslevel=1)
-                return Response(200, compressed, CONTENT_TYPE, [("Content-Encoding", "gzip")])
-            return Response(200, body, CONTENT_TYPE)
+            if not accepts_gzip(request.header("Accept-Encoding")):
+                return Response(200, self.metrics(), CONTENT_TYPE)
+            if self.metrics_gzip is not None:
+                compressed = self.metrics_gzip()
+            else:
+                compressed = gzip.compress(self.metrics(), compresslevel=1)
+            return Response(200, compressed, CONTENT_TYPE, [("Content-Encoding", "gzip")])
         if request.path == "/":
             return Response(200, self.landing_page().encode(), "text/html; charset=utf-8")
         return plain(404)

@@ -155,6 +155,9 @@ class JobidGrammar:
             raise ValueError("at least one jobid format is needed")
         self.formats = [_Format(f) for f in formats]
         self._fast_default = tuple(formats) == DEFAULT_FORMATS
+        #: Every id of ASCII digits without a leading zero, shorter than Lustre's cut, is
+        #: that Slurm job's: the first format is ``%j``.
+        self.numbers_are_jobs = formats[0] == "%j"
 
     def parse(self, jobid: str) -> Ref:
         if len(jobid) >= 2 and jobid[0] == '"' and jobid[-1] == '"':

@@ -102,15 +102,15 @@ class ProblemLog:
 
     def report_lost(
         self,
-        owner_of: Mapping[str, attr.Owner],
+        lost: Iterable[Tuple[str, str]],
         refs: Mapping[str, Ref],
         users: Optional[Mapping[int, PasswdEntry]],
     ) -> None:
-        """Warn about the ids of a scrape lost to bad input (``attr.INPUT_PROBLEMS``);
-        the others (jobs that just ended, say) only at DEBUG."""
+        """Warn about the (reason, jobid) of a scrape lost to bad input
+        (``attr.INPUT_PROBLEMS``); the others (jobs that just ended, say) only at DEBUG."""
         problems: List[Tuple[str, str]] = []
         debug = log.isEnabledFor(logging.DEBUG)
-        for reason, jobid in attr.lost_ids(owner_of):
+        for reason, jobid in lost:
             if reason in attr.INPUT_PROBLEMS:
                 problems.append((reason, jobid))
             elif debug:

@@ -13,11 +13,26 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Generic, List, NamedTuple, Optional, Protocol, Sequence, TypeVar
+from typing import (
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+)
 
 from prometheus_cluster_exporter.errors import SourceError
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
 
 
 #: A Lustre target name is ``<fsname>-<OST|MDT|MGT><4 hex digits>``.
@@ -55,6 +70,41 @@ class TargetRate(NamedTuple):
     fs: str
 
 
+class RateColumn(NamedTuple):
+    """Samples of one query answer that share the labels after the owner's, in columns.
+
+    ``extra`` are those labels' values (``()``; the MDT ``target``; ``fs`` with
+    ``--metrics.fs-label``, after the target); ``jobids[i]`` had ``values[i]``. Columns
+    rather than a record per sample: a million samples are two lists, not a million
+    objects.
+    """
+
+    extra: Tuple[str, ...]
+    jobids: Sequence[str]
+    values: Sequence[float]
+
+
+class Rates(List[RateColumn]):
+    """A whole query answer as columns (one per distinct ``extra``)."""
+
+
+#: What a LustreSource answers: columns, or rows that the collector puts in columns.
+Answer = Union[Rates, Sequence[JobidRate], Sequence[TargetRate]]
+
+
+def columns_of(rows: Iterable[R], extra_of: Optional[Callable[[R], Tuple[str, ...]]]) -> Rates:
+    """Rows (``JobidRate``/``TargetRate``) as columns, grouped by ``extra_of(row)``."""
+    groups: Dict[Tuple[str, ...], Tuple[List[str], List[float]]] = {}
+    for row in rows:
+        extra = extra_of(row) if extra_of is not None else ()
+        group = groups.get(extra)
+        if group is None:
+            group = groups[extra] = ([], [])
+        group[0].append(row.jobid)  # type: ignore[attr-defined]
+        group[1].append(row.value)  # type: ignore[attr-defined]
+    return Rates(RateColumn(extra, ids, values) for extra, (ids, values) in groups.items())
+
+
 class SlurmJob(NamedTuple):
     """A job as listed by squeue (``%A %a %u``)."""
 
@@ -75,14 +125,14 @@ GroupTable = Dict[int, str]
 
 
 @dataclass(frozen=True)
-class Parsed(Generic[T]):
+class Parsed(Generic[T_co]):
     """What a parser produced plus a count of the entries it had to skip.
 
     Every skipped entry is logged at DEBUG by the parser; the collector turns the
     counts into one WARNING per scrape.
     """
 
-    items: T
+    items: T_co
     skipped: int = 0
     #: False when a cache answered everything and no external call was made.
     fetched: bool = True
@@ -104,20 +154,16 @@ class LustreSource(Protocol):
     """Per-jobid Lustre rates, as computed by a Prometheus-compatible server.
 
     ``at`` is the evaluation time (Unix seconds) shared by the three answers of a scrape,
-    so that read, write and metadata describe the same instant; None means "now".
+    so that read, write and metadata describe the same instant; None means "now". An
+    answer is ``Rates`` (columns, as the Prometheus source decodes it) or a list of rows
+    (``JobidRate``/``TargetRate``), which the collector puts in columns.
     """
 
-    def read_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[JobidRate]]: ...
+    def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]: ...
 
-    def write_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[JobidRate]]: ...
+    def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]: ...
 
-    def metadata_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[TargetRate]]: ...
+    def metadata_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]: ...
 
 
 class JobSource(Protocol):

@@ -21,7 +21,7 @@ from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import Config
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.exposition import render
+from prometheus_cluster_exporter.exposition import render, render_gzip
 from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.jobid import JobidGrammar
 from prometheus_cluster_exporter.metrics import BUILD_INFO, TIMEOUT_SECONDS, RowFamily
@@ -138,24 +138,35 @@ def build_collector(config: Config, sources: Sources) -> ClusterCollector:
 BUILD = RowFamily(BUILD_INFO, [((__version__, platform.python_version()), 1.0)])
 
 
-def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> Callable[[], bytes]:
+class MetricsPage:
     """The body of /metrics: the cluster metrics (fast renderer), the build info, the
-    configured timeout and the exporter's own process_*/python_* metrics."""
-    constant = [BUILD, RowFamily(TIMEOUT_SECONDS, [((), collector.timeout)])]
-    own = CollectorRegistry(auto_describe=False)
-    if process_metrics:
-        ProcessCollector(registry=own)
-        PlatformCollector(registry=own)
-        GCCollector(registry=own)
+    configured timeout and the exporter's own process_*/python_* metrics; ``page()``
+    as text, ``page.gzip()`` compressed as it is rendered."""
 
-    def page() -> bytes:
+    def __init__(self, collector: ClusterCollector, process_metrics: bool = True) -> None:
+        self.collector = collector
+        self.constant = [BUILD, RowFamily(TIMEOUT_SECONDS, [((), collector.timeout)])]
+        self.own = CollectorRegistry(auto_describe=False)
+        if process_metrics:
+            ProcessCollector(registry=self.own)
+            PlatformCollector(registry=self.own)
+            GCCollector(registry=self.own)
+
+    def __call__(self) -> bytes:
         # The pause spans collect and render and ends once the families are freed, so the
         # collection that follows does not walk the whole scrape's data.
         with gc_paused():
-            body = render([*collector.scrape(), *constant])
-        return body + generate_latest(own)
+            body = render([*self.collector.scrape(), *self.constant])
+        return body + generate_latest(self.own)
 
-    return page
+    def gzip(self) -> bytes:
+        with gc_paused():
+            families = [*self.collector.scrape(), *self.constant]
+            return render_gzip(families, generate_latest(self.own))
+
+
+def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> MetricsPage:
+    return MetricsPage(collector, process_metrics)
 
 
 def check_sources(sources: Sources, timeout: float) -> List[str]:

@@ -13,13 +13,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import vector_decoder
 from prometheus_cluster_exporter.pacing import check_deadline
-from prometheus_cluster_exporter.records import FS_OF_TARGET, JobidRate, Parsed, TargetRate
+from prometheus_cluster_exporter.records import (
+    FS_OF_TARGET,
+    JobidRate,
+    Parsed,
+    Rates,
+    TargetRate,
+    columns_of,
+)
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
+from prometheus_cluster_exporter.sources.promscan import scan_vector
 from prometheus_cluster_exporter.sources.promvector import (
     decode_json,
     decoding,
@@ -27,12 +35,15 @@ from prometheus_cluster_exporter.sources.promvector import (
     fast_target_rates,
     parse_jobid_vector,
     parse_target_vector,
+    scanned_jobid_rates,
+    scanned_target_rates,
     vector_result,
 )
 
 log = logging.getLogger(__name__)
 
 FS_LABEL = "fs"
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -91,23 +102,37 @@ class LustreQueries:
 class PrometheusLustreSource:
     """The LustreSource of a real cluster: three instant queries, evaluated at one instant.
 
-    Well-formed answers take the typed fast path; anything else goes through the
-    tolerant parsers, which skip malformed samples one by one.
+    Answers in the exact shape Prometheus writes are taken apart by the scanner
+    (``promscan``); other well-formed answers are decoded into small typed objects, and
+    anything else goes through the tolerant parsers, which skip malformed samples one
+    by one. All three give the same rates.
     """
 
     def __init__(self, client: PrometheusClient, queries: LustreQueries) -> None:
         self.client = client
         self.queries = queries
         q = queries
-        self._jobid_decoder = vector_decoder(
-            (q.jobid_label, FS_LABEL) if q.fs_label else (q.jobid_label,)
-        )
-        self._target_decoder = vector_decoder((q.jobid_label, q.target_label))
+        self._jobid_labels = (q.jobid_label, FS_LABEL) if q.fs_label else (q.jobid_label,)
+        self._target_labels = (q.jobid_label, q.target_label)
+        self._jobid_decoder = vector_decoder(self._jobid_labels)
+        self._target_decoder = vector_decoder(self._target_labels)
 
     def _throughput(
         self, promql: str, deadline: float, at: Optional[float], what: str
-    ) -> Parsed[List[JobidRate]]:
+    ) -> Parsed[Rates]:
+        q = self.queries
         body = self.client.query(promql, deadline, what, at)
+        columns = scan_vector(body, self._jobid_labels, deadline, decoding(what))
+        if columns is not None:
+            del body
+            return scanned_jobid_rates(columns, q.fs_label, what)
+        return _as_columns(
+            self._decode_jobid_rates(body, deadline, what), _fs if q.fs_label else None
+        )
+
+    def _decode_jobid_rates(
+        self, body: bytes, deadline: float, what: str
+    ) -> Parsed[List[JobidRate]]:
         decoder = self._jobid_decoder
         samples = decoder.decode(body) if decoder is not None else None
         check_deadline(deadline, decoding(what))
@@ -129,18 +154,27 @@ class PrometheusLustreSource:
         if len(rows) != 1:
             raise SourceError(f"{what}: expected one sample, got {len(rows)}")
 
-    def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
+    def read_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
         return self._throughput(self.queries.read, deadline, at, "read query")
 
-    def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
+    def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
         return self._throughput(self.queries.write, deadline, at, "write query")
 
-    def metadata_rates(
-        self, deadline: float, at: Optional[float] = None
-    ) -> Parsed[List[TargetRate]]:
+    def metadata_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
         q = self.queries
         what = "metadata query"
         body = self.client.query(q.metadata, deadline, what, at)
+        columns = scan_vector(body, self._target_labels, deadline, decoding(what))
+        if columns is not None:
+            del body
+            return scanned_target_rates(columns, q.mdt_target_regex, q.fs_label, what)
+        rows = self._decode_target_rates(body, deadline, what)
+        return _as_columns(rows, _target_fs if q.fs_label else _target)
+
+    def _decode_target_rates(
+        self, body: bytes, deadline: float, what: str
+    ) -> Parsed[List[TargetRate]]:
+        q = self.queries
         decoder = self._target_decoder
         samples = decoder.decode(body) if decoder is not None else None
         check_deadline(deadline, decoding(what))
@@ -153,6 +187,24 @@ class PrometheusLustreSource:
         return parse_target_vector(
             payload, q.jobid_label, q.target_label, q.mdt_target_regex, what, deadline
         )
+
+
+def _fs(row: JobidRate) -> Tuple[str, ...]:
+    return (row.fs,)
+
+
+def _target(row: TargetRate) -> Tuple[str, ...]:
+    return (row.target,)
+
+
+def _target_fs(row: TargetRate) -> Tuple[str, ...]:
+    return (row.target, row.fs)
+
+
+def _as_columns(
+    parsed: Parsed[List[R]], extra_of: Optional[Callable[[R], Tuple[str, ...]]]
+) -> Parsed[Rates]:
+    return Parsed(columns_of(parsed.items, extra_of), parsed.skipped)
 
 
 __all__: Tuple[str, ...] = (

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import Any, Callable, Dict, List, Optional, TypeVar
+from array import array
+from itertools import compress
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, VectorDecoder, loads
@@ -24,10 +26,13 @@ from prometheus_cluster_exporter.pacing import paced
 from prometheus_cluster_exporter.records import (
     JobidRate,
     Parsed,
+    RateColumn,
+    Rates,
     TargetRate,
     checked,
     fs_of_target,
 )
+from prometheus_cluster_exporter.sources.promscan import Columns
 
 log = logging.getLogger(__name__)
 
@@ -213,3 +218,67 @@ def fast_target_rates(
                 continue
             rates.append(_new(TargetRate, (jobid, value, target, fs)))
     return checked(rates, skipped, what)
+
+
+def _finite(ids: List[str], values: Sequence[float], what: str) -> Tuple[Any, Any, int]:
+    """The rows whose value is a finite number, and how many were not."""
+    total = sum(values)
+    if total - total == 0:
+        return ids, values, 0
+    keep = [value - value == 0 for value in values]
+    for jobid, value, ok in zip(ids, values, keep):
+        if not ok:
+            log.debug("%s: skipping jobid %.80r with value %r", what, jobid, value)
+    return list(compress(ids, keep)), array("d", compress(values, keep)), keep.count(False)
+
+
+def scanned_jobid_rates(columns: Columns, with_fs: bool, what: str) -> Parsed[Rates]:
+    """Rates from a scanned ``sum by(jobid)`` answer (labels: jobid, or jobid and fs)."""
+    ids, values, skipped = _finite(columns.labels[0], columns.values, what)
+    if not with_fs:
+        return checked(Rates([RateColumn((), ids, values)] if len(ids) else []), skipped, what)
+    groups = grouped(ids, columns.labels[1] if skipped == 0 else _kept(columns, 1), values)
+    rates = Rates(RateColumn((fs,), i, v) for fs, (i, v) in groups.items())
+    return checked(rates, skipped, what)
+
+
+def scanned_target_rates(
+    columns: Columns, target_regex: str, with_fs: bool, what: str
+) -> Parsed[Rates]:
+    """Rates from a scanned ``sum by(target, jobid)`` answer (MDT targets only)."""
+    ids, values, skipped = _finite(columns.labels[0], columns.values, what)
+    targets = columns.labels[1] if skipped == 0 else _kept(columns, 1)
+    fs_of = _TargetFilter(target_regex)
+    rates = Rates()
+    for target, (i, v) in grouped(ids, targets, values).items():
+        fs = fs_of[target]
+        if fs is None:
+            skipped += len(i)
+            log.debug("%s: skipping %d samples of target %.80r", what, len(i), target)
+            continue
+        rates.append(RateColumn((target, fs) if with_fs else (target,), i, v))
+    return checked(rates, skipped, what)
+
+
+def _kept(columns: Columns, label: int) -> List[str]:
+    """Label ``label`` of the rows with a finite value."""
+    return [x for x, v in zip(columns.labels[label], columns.values) if v - v == 0]
+
+
+def grouped(
+    ids: Sequence[str], keys: Sequence[str], values: Sequence[float]
+) -> Dict[str, Tuple[Sequence[str], Sequence[float]]]:
+    """ids and values split by ``keys`` (few distinct: targets, filesystems)."""
+    if not keys:
+        return {}
+    first = keys[0]
+    if keys.count(first) == len(keys):
+        return {first: (ids, values)}
+    out: Dict[str, Tuple[List[str], List[float]]] = {}
+    for key, jobid, value in zip(keys, ids, values):
+        group = out.get(key)
+        if group is None:
+            group = out[key] = ([], [])
+        group[0].append(jobid)
+        group[1].append(value)
+    return dict(out)
