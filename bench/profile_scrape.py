@@ -26,6 +26,7 @@ from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.exposition import render
 from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.records import Parsed
+from prometheus_cluster_exporter.sources.httpbody import Body
 from prometheus_cluster_exporter.sources.identity import (
     CachedIdentities,
     parse_group,
@@ -44,6 +45,11 @@ class CannedClient:
 
     def query(self, promql: str, deadline: float, what: str, at: Optional[float] = None) -> bytes:
         return self.answers[what.split(maxsplit=1)[0]]
+
+    def query_body(
+        self, promql: str, deadline: float, what: str, at: Optional[float] = None
+    ) -> Body:
+        return Body([self.query(promql, deadline, what, at)], "identity", 0, what)
 
 
 class CannedSlurm:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import NamedTuple
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter.attribution import attribute
 from prometheus_cluster_exporter.idsort import classify, listed_jobs, split_ids
 from prometheus_cluster_exporter.jobid import JobidGrammar
-from prometheus_cluster_exporter.records import PasswdEntry, SlurmJob, columns_of
+from prometheus_cluster_exporter.records import (
+    Packed,
+    PasswdEntry,
+    RateColumn,
+    SlurmJob,
+    columns_of,
+)
 
 GRAMMAR = JobidGrammar()
 JOBS = attr.index_jobs(
@@ -67,12 +74,11 @@ def run(rows, jobs=JOBS, users=USERS, groups=GROUPS, grammar=GRAMMAR):  # type: 
 def reference(rows, jobs=JOBS, users=USERS, groups=GROUPS, grammar=GRAMMAR):  # type: ignore[no-untyped-def]
     """The same sums the plain way: every id parsed, every row added one by one."""
     owner_of = attr.owners(classify((r[0] for r in rows), grammar), jobs, users, groups)
-    result = attr.Attribution()
-    tables = (result.jobs, result.procs, result.unattributed)
+    tables: tuple[dict, dict, dict] = ({}, {}, {})
     for jobid, extra, value in rows:
         kind, key = owner_of[jobid]
         tables[kind][key + extra] = tables[kind].get(key + extra, 0.0) + value
-    return result
+    return SimpleNamespace(jobs=tables[0], procs=tables[1], unattributed=tables[2])
 
 
 def rows(*pairs: tuple[str, float]) -> list[tuple[str, tuple[str, ...], float]]:
@@ -205,6 +211,7 @@ odd_number = st.one_of(
 
 
 @settings(max_examples=400)
+@example([("cp.1001", "", 1.0), ("01", "", 2.0)], True, True, GRAMMAR)  # a zero not first
 @given(
     st.lists(
         st.tuples(
@@ -235,3 +242,16 @@ def test_columns_and_shortcuts_equal_the_plain_way(
         assert got.keys() == want.keys()
         for key, value in want.items():
             assert math.isclose(got[key], value, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def test_packed_columns_are_cut_into_pieces_in_order() -> None:
+    packed = Packed()
+    packed.extend(["1", "cp.1001"])
+    packed.extend([])
+    packed.extend(["x", "2", "3"])
+    assert len(packed) == 5 and list(packed) == ["1", "cp.1001", "x", "2", "3"]
+    column = RateColumn(("t",), packed, [1.0, 2.0, 3.0, 4.0, 5.0])
+    cut = list(attr.pieces([column], 2))
+    assert [list(p.jobids) for p in cut] == [["1", "cp.1001"], ["x", "2"], ["3"]]
+    assert [list(p.values) for p in cut] == [[1.0, 2.0], [3.0, 4.0], [5.0]]
+    assert all(p.extra == ("t",) for p in cut)

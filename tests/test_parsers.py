@@ -17,6 +17,7 @@ from prometheus_cluster_exporter.records import (
     TargetRate,
     fs_of_target,
 )
+from prometheus_cluster_exporter.sources.httpbody import Body
 from prometheus_cluster_exporter.sources.identity import parse_group, parse_passwd
 from prometheus_cluster_exporter.sources.prometheus import (
     LustreQueries,
@@ -302,6 +303,9 @@ class _CannedClient:
 
     def query(self, promql: str, deadline: float, what: str, at: object = None) -> bytes:
         return self.body
+
+    def query_body(self, promql: str, deadline: float, what: str, at: object = None) -> Body:
+        return Body([self.body], "identity", 0, what)
 
 
 def _source(body: bytes, **build: object) -> object:

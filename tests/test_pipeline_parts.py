@@ -9,6 +9,7 @@ from typing import Iterator, List, Sequence
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter.attribution import Attribution, overlay
 from prometheus_cluster_exporter.collector import ClusterCollector
@@ -71,9 +72,25 @@ def test_overlay_base_wins_and_extra_fills_in() -> None:
     assert base == {"1": "squeue"}  # not copied into, not changed
 
 
+OWNERS = [
+    (attr.LOST, (attr.UNKNOWN_JOB,)),
+    (attr.JOB, ("physics", "alice")),
+    (attr.PROC, ("cp", "hpc", "bob")),
+    (attr.JOB, ("chem", "bob")),
+    (attr.JOB, ("bio", "carol")),
+]
+
+
+def answer(sums: dict) -> Attribution:  # type: ignore[type-arg]
+    """An attribution over OWNERS: extra labels -> {owner number: value}."""
+    result = Attribution(OWNERS)
+    result.sums = sums
+    return result
+
+
 def test_top_consumers_keep_read_and_write_apart() -> None:
-    read = Attribution(jobs={("physics", "alice"): 10.0}, procs={("cp", "hpc", "bob"): 1.0})
-    write = Attribution(jobs={("physics", "alice"): 3.0}, procs={("cp", "hpc", "bob"): 50.0})
+    read = answer({(): {1: 10.0, 2: 1.0, 0: 99.0}})
+    write = answer({(): {1: 3.0, 2: 50.0}})
     assert top_consumers(read, write) == [
         Consumer("process", "cp (bob, hpc)", 1.0, 50.0),
         Consumer("job", "physics / alice", 10.0, 3.0),
@@ -81,14 +98,13 @@ def test_top_consumers_keep_read_and_write_apart() -> None:
 
 
 def test_top_consumers_sum_over_labels_after_the_owner_and_count() -> None:
-    read = Attribution(
-        jobs={
-            ("physics", "alice", "scratch"): 5.0,
-            ("physics", "alice", "home"): 6.0,
-            ("chem", "bob", "home"): 10.0,
-            ("bio", "carol", "home"): 1.0,
-        }
-    )
+    read = answer({("scratch",): {1: 5.0}, ("home",): {1: 6.0, 3: 10.0, 4: 1.0}})
+    assert read.jobs == {
+        ("physics", "alice", "scratch"): 5.0,
+        ("physics", "alice", "home"): 6.0,
+        ("chem", "bob", "home"): 10.0,
+        ("bio", "carol", "home"): 1.0,
+    }
     assert top_consumers(read, None, count=2) == [
         Consumer("job", "physics / alice", 11.0, 0.0),
         Consumer("job", "chem / bob", 10.0, 0.0),

@@ -7,6 +7,7 @@ the tolerant parser where it does not.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from typing import Any, List, Optional, Tuple
@@ -17,8 +18,9 @@ from hypothesis import strategies as st
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.records import Parsed, Rates, columns_of
+from prometheus_cluster_exporter.sources.httpbody import Body
 from prometheus_cluster_exporter.sources.prometheus import LustreQueries, PrometheusLustreSource
-from prometheus_cluster_exporter.sources.promscan import scan_vector
+from prometheus_cluster_exporter.sources.promscan import scan_pieces, scan_vector
 from prometheus_cluster_exporter.sources.promvector import parse_jobid_vector, parse_target_vector
 
 MDT = ".*-MDT[0-9a-fA-F]{4}"
@@ -26,15 +28,24 @@ INSTANT = 1733090000.123
 
 
 class Canned:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    """A query API whose answer arrives in pieces of ``size`` bytes (gzip-compressed if
+    ``packed``)."""
 
-    def query(self, promql: str, deadline: float, what: str, at: object = None) -> bytes:
-        return self.body
+    def __init__(self, body: bytes, size: int = 1 << 20, packed: bool = False) -> None:
+        self.body = gzip.compress(body) if packed else body
+        self.size = size
+        self.encoding = "gzip" if packed else "identity"
+
+    def query_body(self, promql: str, deadline: float, what: str, at: object = None) -> Body:
+        raw = [self.body[i : i + self.size] for i in range(0, len(self.body), self.size)]
+        return Body(raw, self.encoding, 0, what)
 
 
-def source(body: bytes, fs_label: bool = False) -> PrometheusLustreSource:
-    return PrometheusLustreSource(Canned(body), LustreQueries.build(fs_label=fs_label))  # type: ignore[arg-type]
+def source(
+    body: bytes, fs_label: bool = False, size: int = 1 << 20, packed: bool = False
+) -> PrometheusLustreSource:
+    client = Canned(body, size, packed)
+    return PrometheusLustreSource(client, LustreQueries.build(fs_label=fs_label))  # type: ignore[arg-type]
 
 
 def answer(samples: List[Tuple[dict, str]], spaced: bool = False, times: Any = None) -> bytes:
@@ -81,19 +92,27 @@ targets = st.sampled_from(["scratch-MDT0000", "scratch-MDT0001", "home-MDT0000",
 
 
 @settings(max_examples=200)
-@given(st.lists(st.tuples(plain_ids, values, filesystems), max_size=30), st.booleans())
+@given(
+    st.lists(st.tuples(plain_ids, values, filesystems), max_size=30),
+    st.booleans(),
+    st.integers(1, 400),
+    st.booleans(),
+)
 def test_the_scanner_takes_prometheus_answers_and_agrees(
-    samples: List[Tuple[str, str, str]], fs_label: bool
+    samples: List[Tuple[str, str, str]], fs_label: bool, size: int, packed: bool
 ) -> None:
+    """Whatever the pieces the answer arrives in, compressed or not."""
     labelled = [({"jobid": j, "fs": f} if fs_label else {"jobid": j}, v) for j, v, f in samples]
     body = answer(labelled)
     names = ("jobid", "fs") if fs_label else ("jobid",)
-    assert scan_vector(body, names) is not None  # the fast path, not a fallback
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    assert scan_pieces(pieces, names) is not None  # the fast path, not a fallback
+    scanned = source(body, fs_label, size, packed)
     if all(v in ("NaN", "+Inf", "-Inf") for _, v, _ in samples) and samples:
         with pytest.raises(SourceError):
-            source(body, fs_label).read_rates(math.inf)
+            scanned.read_rates(math.inf)
         return
-    assert rows(source(body, fs_label).read_rates(math.inf)) == tolerant_read(body, fs_label)
+    assert rows(scanned.read_rates(math.inf)) == tolerant_read(body, fs_label)
 
 
 @settings(max_examples=200)
@@ -183,13 +202,13 @@ def test_the_scanner_takes_empty_answers_warnings_and_many_slices(
 ) -> None:
     empty = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
     found = scan_vector(empty, ("jobid",))
-    assert found is not None and found.labels == [[]] and len(found.values) == 0
+    assert found is not None and list(found.ids) == [] and len(found.values) == 0
     samples = [({"jobid": str(i)}, str(i)) for i in range(5000)]
     body = answer(samples)[:-1] + b',"warnings":["PromQL info: x"]}'
-    monkeypatch.setattr("prometheus_cluster_exporter.sources.promscan.SLICE", 1000)
+    monkeypatch.setattr("prometheus_cluster_exporter.sources.promscan.SLICE", 997)
     found = scan_vector(body, ("jobid",))
     assert found is not None
-    assert found.labels[0] == [str(i) for i in range(5000)]
+    assert list(found.ids) == [str(i) for i in range(5000)] and len(found.ids) == 5000
     assert list(found.values) == [float(i) for i in range(5000)]
 
 
@@ -197,3 +216,17 @@ def test_a_scan_past_the_deadline_is_late() -> None:
     body = answer([({"jobid": "1"}, "2")])
     with pytest.raises(SourceError, match="deadline"):
         scan_vector(body, ("jobid",), deadline=0.0, what="read query")
+
+
+def test_a_streamed_answer_keeps_the_cap_and_refuses_broken_gzip() -> None:
+    body = answer([({"jobid": str(i)}, "1") for i in range(2000)])
+    packed = gzip.compress(body)
+    capped = Body([packed[:100], packed[100:]], "gzip", len(body) - 1, "read query")
+    with pytest.raises(SourceError, match="max-response-bytes"):
+        scan_pieces(capped.pieces(), ("jobid",))
+    whole = Body([packed[:100], packed[100:]], "gzip", len(body), "read query")
+    found = scan_pieces(whole.pieces(), ("jobid",))
+    assert found is not None and len(found.values) == 2000
+    broken = Body([packed[:50], b"\x00" * 64, packed[114:]], "gzip", 0, "read query")
+    with pytest.raises(SourceError, match="does not decompress"):
+        broken.whole()

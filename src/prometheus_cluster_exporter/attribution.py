@@ -16,9 +16,8 @@ shared "unknown job" owner without an entry of its own.
 
 from __future__ import annotations
 
-from collections import ChainMap
-from dataclasses import dataclass, field
-from itertools import compress, repeat
+from collections import ChainMap, Counter
+from itertools import compress, islice, repeat
 from operator import not_
 from typing import (
     Dict,
@@ -28,6 +27,7 @@ from typing import (
     Mapping,
     NamedTuple,
     Optional,
+    Sequence,
     Tuple,
     TypeVar,
     cast,
@@ -92,6 +92,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 Extra = Tuple[str, ...]
 Key = Tuple[str, ...]
+Row = Tuple[Key, float]
 
 
 #: Kinds of owner.
@@ -184,56 +185,97 @@ def owner_table(
     return OwnerTable(number_of, list(numbers))
 
 
-@dataclass
 class Attribution:
-    """Aggregated rows of one query answer.
+    """Aggregated rows of one query answer: for each ``extra`` (the labels after the
+    owner's), owner number -> summed value (``sums``).
 
-    ``jobs`` maps ``(account, user, *extra)``, ``procs`` maps
-    ``(proc_name, group_name, user_name, *extra)`` and ``unattributed`` maps
-    ``(reason, *extra)`` to summed values.
+    ``tables()`` gives them under the owners' labels: job rows ``(account, user, *extra)``,
+    process rows ``(proc_name, group_name, user_name, *extra)`` and unattributed rows
+    ``(reason, *extra)``; ``jobs``, ``procs`` and ``unattributed`` as dicts.
     """
 
-    jobs: Dict[Key, float] = field(default_factory=dict)
-    procs: Dict[Key, float] = field(default_factory=dict)
-    unattributed: Dict[Key, float] = field(default_factory=dict)
+    def __init__(self, owners: Sequence[Owner] = ((LOST, (UNKNOWN_JOB,)),)) -> None:
+        self.owners = owners
+        self.sums: Dict[Extra, Dict[int, float]] = {}
+
+    def tables(self) -> Tuple[List[Row], List[Row], List[Row]]:
+        """(job rows, process rows, unattributed rows), each row (labels, value)."""
+        kinds = [kind for kind, _ in self.owners]
+        keys = [key for _, key in self.owners]
+        return cast(
+            Tuple[List[Row], List[Row], List[Row]],
+            tuple(
+                [
+                    (keys[n] + extra, v)
+                    for extra, sums in self.sums.items()
+                    for n, v in sums.items()
+                    if kinds[n] == kind
+                ]
+                for kind in (JOB, PROC, LOST)
+            ),
+        )
+
+    @property
+    def jobs(self) -> Dict[Key, float]:
+        return dict(self.tables()[JOB])
+
+    @property
+    def procs(self) -> Dict[Key, float]:
+        return dict(self.tables()[PROC])
+
+    @property
+    def unattributed(self) -> Dict[Key, float]:
+        return dict(self.tables()[LOST])
 
     def total(self) -> float:
-        return sum(self.jobs.values()) + sum(self.procs.values()) + sum(self.unattributed.values())
+        return sum(sum(sums.values()) for sums in self.sums.values())
 
 
 def pieces(columns: Iterable[RateColumn], size: int) -> Iterator[RateColumn]:
     """The columns cut into pieces of at most ``size`` rows."""
     for column in columns:
+        if len(column.jobids) <= size:
+            yield column
+            continue
+        ids = iter(column.jobids)
         for start in range(0, len(column.jobids), size):
-            end = start + size
-            yield RateColumn(column.extra, column.jobids[start:end], column.values[start:end])
+            piece = list(islice(ids, size))
+            yield RateColumn(column.extra, piece, column.values[start : start + size])
 
 
 def attribute(
     columns: Iterable[RateColumn], table: OwnerTable, into: Optional[Attribution] = None
 ) -> Attribution:
-    """Sum each column's values per owner, under the owner's labels plus the column's
-    ``extra``. Every row lands in exactly one table, so nothing is lost. With ``into``
-    the sums are added to an earlier result (an answer attributed in pieces)."""
-    result = Attribution() if into is None else into
-    tables = (result.jobs, result.procs, result.unattributed)
-    owners_ = table.owners
+    """Sum each column's values per owner, apart for each ``extra``. Every row lands
+    with exactly one owner, so nothing is lost. With ``into`` the sums are added to an
+    earlier result (an answer attributed in pieces)."""
+    result = Attribution(table.owners) if into is None else into
     for extra, jobids, values in columns:
-        numbers = list(map(table.number_of.get, jobids, repeat(0)))
-        sums: Dict[int, float] = {}
-        # Owner 0 (unknown numbers) in one C loop; the rest one row at a time.
-        unknown = list(compress(values, map(not_, numbers)))
-        if unknown:
-            sums[0] = sum(unknown)
-        get = sums.get
-        for number, value in zip(compress(numbers, numbers), compress(values, numbers)):
-            sums[number] = get(number, 0.0) + value
-        for number, value in sums.items():
-            kind, key = owners_[number]
-            out = tables[kind]
-            key = key + extra
-            out[key] = out.get(key, 0.0) + value
+        found = _sum_by_owner(list(map(table.number_of.get, jobids, repeat(0))), values)
+        sums = result.sums.get(extra)
+        if sums is None:
+            result.sums[extra] = found
+            continue
+        for number, value in found.items():
+            sums[number] = sums.get(number, 0.0) + value
     return result
+
+
+def _sum_by_owner(numbers: List[int], values: Sequence[float]) -> Dict[int, float]:
+    """owner number -> sum of its values, in C loops but for owners with several rows."""
+    named = list(compress(numbers, numbers))  # owner 0 (unknown numbers) apart
+    named_values = list(compress(values, numbers))
+    sums = dict(zip(named, named_values))
+    if len(sums) < len(named):
+        repeated = {n for n, count in Counter(named).items() if count > 1}
+        for number in repeated:
+            sums[number] = 0.0
+        pick = list(map(repeated.__contains__, named))
+        for number, value in zip(compress(named, pick), compress(named_values, pick)):
+            sums[number] += value
+    if len(named) < len(numbers):
+        sums[0] = sum(compress(values, map(not_, numbers)))
+    return sums
 
 
 def wanted_jobs(

@@ -148,9 +148,7 @@ class ClusterCollector:
                 families.extend(
                     fam.query_families(
                         query,
-                        result.jobs,
-                        result.procs,
-                        result.unattributed,
+                        *result.tables(),
                         fs_label=self.fs_label,
                         jobs_known=scrape.jobs is not None,
                         identities_known=scrape.users is not None and scrape.groups is not None,
@@ -273,7 +271,7 @@ class ClusterCollector:
             build_start = time.perf_counter()
             rates = scrape.answers.get(query)
             if rates is not None:
-                result = attr.Attribution()
+                result = attr.Attribution(table.owners)
                 try:
                     for piece in attr.pieces(rates, CHUNK):
                         check_deadline(deadline, TOO_LATE)

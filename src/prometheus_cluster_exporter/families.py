@@ -12,7 +12,7 @@ Sample (a read answer, fs label on)::
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter.metrics import (
     JOB_METADATA,
@@ -28,6 +28,7 @@ from prometheus_cluster_exporter.metrics import (
     UNATTRIBUTED_WRITE,
     MetricSpec,
     RowFamily,
+    Rows,
 )
 from prometheus_cluster_exporter.records import JobidRate, TargetRate
 
@@ -93,9 +94,9 @@ def extra_labels(query: Query, fs_label: bool) -> Optional[ExtraLabels]:
 
 def query_families(
     query: Query,
-    jobs: Mapping[Tuple[str, ...], float],
-    procs: Mapping[Tuple[str, ...], float],
-    unattributed: Mapping[Tuple[str, ...], float],
+    jobs: Rows,
+    procs: Rows,
+    unattributed: Rows,
     *,
     fs_label: bool,
     jobs_known: bool,
@@ -109,10 +110,10 @@ def query_families(
     fs = (FS,) if fs_label else ()
     families = []
     if jobs_known:
-        families.append(RowFamily(query.job.with_labels(*fs), jobs.items()))
+        families.append(RowFamily(query.job.with_labels(*fs), jobs))
     if identities_known:
-        families.append(RowFamily(query.proc.with_labels(*fs), procs.items()))
-    families.append(RowFamily(query.lost.with_labels(*fs), unattributed.items()))
+        families.append(RowFamily(query.proc.with_labels(*fs), procs))
+    families.append(RowFamily(query.lost.with_labels(*fs), unattributed))
     return families
 
 

@@ -15,7 +15,6 @@ Pure functions; imports only ``jobid`` and ``records``.
 from __future__ import annotations
 
 from itertools import filterfalse
-from operator import methodcaller
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from prometheus_cluster_exporter.jobid import JOBID_MAX_BYTES, JobidGrammar, Ref
@@ -44,20 +43,29 @@ def listed_jobs(jobs: Mapping[str, SlurmJob]) -> Dict[str, SlurmJob]:
     return {jobid: job for jobid, job in jobs.items() if canonical(jobid)}
 
 
-def split_ids(ids: Sequence[str], known: Mapping[str, object]) -> Tuple[List[str], List[str]]:
+def split_ids(
+    ids: Iterable[str], known: Mapping[str, object], numbers_wanted: bool = True
+) -> Tuple[List[str], List[str]]:
     """(canonical numbers not in ``known``, ids to parse): the ids of a column that no
-    job listing explains, for grammars whose first format is ``%j``."""
+    job listing explains, for grammars whose first format is ``%j``. The numbers are
+    only listed when ``numbers_wanted``."""
     missing = list(filterfalse(known.__contains__, ids))
-    numbers = list(filter(str.isdigit, missing))
-    others = list(filterfalse(str.isdigit, missing)) if len(numbers) < len(missing) else []
-    if numbers and (
-        not "".join(numbers).isascii()
-        or any(map(methodcaller("startswith", "0"), numbers))
-        or max(map(len, numbers)) >= JOBID_MAX_BYTES
+    others = list(filterfalse(str.isdigit, missing))
+    if len(others) == len(missing):
+        return [], others
+    # Odd numbers (non-ASCII digits, a leading zero, cut by Lustre) are rare: one look
+    # at all the missing ids at once tells whether there is any.
+    joined = "\x00".join(missing)
+    if (
+        joined.isascii()
+        and not joined.startswith("0")
+        and joined.find("\x000") < 0
+        and max(map(len, missing)) < JOBID_MAX_BYTES
     ):
-        others.extend(n for n in numbers if not canonical(n))
-        numbers = [n for n in numbers if canonical(n)]
-    return numbers, others
+        return (list(filter(str.isdigit, missing)) if numbers_wanted else []), others
+    numbers = list(filter(str.isdigit, missing))
+    others.extend(n for n in numbers if not canonical(n))
+    return ([n for n in numbers if canonical(n)] if numbers_wanted else []), others
 
 
 def ids_to_parse(
@@ -72,7 +80,7 @@ def ids_to_parse(
     if not grammar.numbers_are_jobs:
         into.update(ids)
         return
-    found, others = split_ids(ids, known)
+    found, others = split_ids(ids, known, numbers is not None)
     into.update(others)
     if numbers is not None:
         numbers.update(found)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import chain
 from typing import (
+    Any,
     Callable,
     Dict,
     Generic,
     Iterable,
+    Iterator,
     List,
     NamedTuple,
     Optional,
@@ -68,6 +71,30 @@ class TargetRate(NamedTuple):
     value: float
     target: str
     fs: str
+
+
+class Packed(Sequence[str]):
+    """Strings (jobids) kept as a few long strings with NUL between them: a million ids
+    are a few objects, not a million. Iterating splits them afresh; none may hold NUL.
+    """
+
+    def __init__(self) -> None:
+        self._texts: List[str] = []
+        self._count = 0
+
+    def extend(self, strings: List[str]) -> None:
+        if strings:
+            self._texts.append("\x00".join(strings))
+            self._count += len(strings)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        return chain.from_iterable(text.split("\x00") for text in self._texts)
+
+    def __getitem__(self, index: Any) -> Any:
+        return list(self)[index]
 
 
 class RateColumn(NamedTuple):

@@ -15,7 +15,7 @@ import heapq
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from prometheus_cluster_exporter.attribution import Attribution
+from prometheus_cluster_exporter.attribution import JOB, LOST, Attribution
 
 TOP_CONSUMERS = 10
 
@@ -66,16 +66,31 @@ def top_consumers(
 
     Rows that differ only in labels after the owner's (fs) are summed per owner.
     """
-    totals: Dict[Tuple[str, Tuple[str, ...]], List[float]] = {}
-    for column, result in ((0, read), (1, write)):
-        if result is None:
-            continue
-        for kind, table, width in (("job", result.jobs, 2), ("process", result.procs, 3)):
-            for key, value in table.items():
-                totals.setdefault((kind, key[:width]), [0.0, 0.0])[column] += value
-    biggest = heapq.nlargest(count, totals.items(), key=lambda item: item[1][0] + item[1][1])
+    answers = [r for r in (read, write) if r is not None]
+    if not answers:
+        return []
+    owners = answers[0].owners
+    totals = [_per_owner(r) for r in answers]
+    named = {n for t in totals for n in t if owners[n][0] != LOST}
+    biggest = heapq.nlargest(count, named, key=lambda n: sum(t.get(n, 0.0) for t in totals))
     rows = []
-    for (kind, key), (r, w) in biggest:
-        who = f"{key[0]} / {key[1]}" if kind == "job" else f"{key[0]} ({key[2]}, {key[1]})"
-        rows.append(Consumer(kind, who, r, w))
+    for number in biggest:
+        kind, key = owners[number]
+        r = totals[0].get(number, 0.0) if read is not None else 0.0
+        w = totals[-1].get(number, 0.0) if write is not None else 0.0
+        if kind == JOB:
+            rows.append(Consumer("job", f"{key[0]} / {key[1]}", r, w))
+        else:
+            rows.append(Consumer("process", f"{key[0]} ({key[2]}, {key[1]})", r, w))
     return rows
+
+
+def _per_owner(result: Attribution) -> Dict[int, float]:
+    """owner number -> value summed over the labels after the owner's."""
+    if len(result.sums) == 1:
+        return next(iter(result.sums.values()))
+    total: Dict[int, float] = {}
+    for sums in result.sums.values():
+        for number, value in sums.items():
+            total[number] = total.get(number, 0.0) + value
+    return total

@@ -3,13 +3,17 @@
 gzip and deflate are decoded with ``zlib`` using ``max_length``, so however well an answer
 compresses (a 1 MB gzip body can decode to 1 GB) no more than the cap plus one step is
 ever held. An encoding the exporter did not ask for is an error.
+
+``Body`` keeps an answer as it arrived (compressed, when the server compressed it) and
+decodes it piece by piece on demand: a scanner can take a 100 MB answer apart a
+megabyte at a time without the decoded answer ever being held whole.
 """
 
 from __future__ import annotations
 
 import http.client
 import zlib
-from typing import Any, List
+from typing import Any, Iterator, List
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, loads
@@ -17,8 +21,7 @@ from prometheus_cluster_exporter.jsonutil import DecodeError, loads
 _CHUNK = 1 << 20
 
 
-def _decoder(response: http.client.HTTPResponse, what: str) -> Any:
-    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+def _decoder(encoding: str, what: str) -> Any:
     if encoding in ("identity", ""):
         return None
     if encoding in ("gzip", "x-gzip"):
@@ -28,11 +31,71 @@ def _decoder(response: http.client.HTTPResponse, what: str) -> Any:
     raise SourceError(f"{what}: answer has Content-Encoding {encoding[:40]!r}, not gzip")
 
 
+class Body:
+    """An answer's body as received, in pieces, and its decoding (``pieces``, ``whole``)."""
+
+    def __init__(self, raw: List[bytes], encoding: str, limit: int, what: str) -> None:
+        self.raw = raw
+        self.encoding = encoding
+        self.limit = limit
+        self.what = what
+
+    def pieces(self) -> Iterator[bytes]:
+        """The decoded body, a step at a time; SourceError once it exceeds the cap."""
+        decoder = _decoder(self.encoding, self.what)
+        limit = self.limit
+        step = min(limit + 1, _CHUNK) if limit else _CHUNK
+        size = 0
+        for data in self._decoded(decoder, step):
+            size += len(data)
+            if limit and size > limit:
+                raise SourceError(
+                    f"{self.what}: answer exceeds --max-response-bytes={limit}; abandoned"
+                )
+            if data:
+                yield data
+
+    def _decoded(self, decoder: Any, step: int) -> Iterator[bytes]:
+        if decoder is None:
+            yield from self.raw
+            return
+        try:
+            for received in self.raw:
+                tail = received
+                while tail:
+                    yield decoder.decompress(tail, step)
+                    tail = decoder.unconsumed_tail
+            yield decoder.flush()
+        except zlib.error as exc:
+            raise SourceError(f"{self.what}: answer does not decompress: {exc}") from None
+
+    def whole(self) -> bytes:
+        return b"".join(self.pieces())
+
+
+def receive(response: http.client.HTTPResponse, limit: int, what: str) -> Body:
+    """The body as it arrives; only checks the encoding and that the received bytes stay
+    within ``limit`` (0: no limit): decoded, they can only be more."""
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    _decoder(encoding, what)
+    chunks: List[bytes] = []
+    size = 0
+    while True:
+        raw = response.read1(_CHUNK)
+        if not raw:
+            return Body(chunks, encoding, limit, what)
+        chunks.append(raw)
+        size += len(raw)
+        if limit and size > limit:
+            raise SourceError(f"{what}: answer exceeds --max-response-bytes={limit}; abandoned")
+
+
 def read_body(
     response: http.client.HTTPResponse, limit: int, what: str, truncate: bool = False
 ) -> bytes:
     """The decoded body; never more than ``limit`` decoded bytes are held (0: no limit)."""
-    decoder = _decoder(response, what)
+    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    decoder = _decoder(encoding, what)
     chunks: List[bytes] = []
     size = 0
     step = min(limit + 1, _CHUNK) if limit else _CHUNK

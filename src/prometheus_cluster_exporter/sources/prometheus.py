@@ -27,7 +27,7 @@ from prometheus_cluster_exporter.records import (
     columns_of,
 )
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
-from prometheus_cluster_exporter.sources.promscan import scan_vector
+from prometheus_cluster_exporter.sources.promscan import scan_pieces
 from prometheus_cluster_exporter.sources.promvector import (
     decode_json,
     decoding,
@@ -121,11 +121,12 @@ class PrometheusLustreSource:
         self, promql: str, deadline: float, at: Optional[float], what: str
     ) -> Parsed[Rates]:
         q = self.queries
-        body = self.client.query(promql, deadline, what, at)
-        columns = scan_vector(body, self._jobid_labels, deadline, decoding(what))
+        answer = self.client.query_body(promql, deadline, what, at)
+        columns = scan_pieces(answer.pieces(), self._jobid_labels, deadline, decoding(what))
         if columns is not None:
-            del body
             return scanned_jobid_rates(columns, q.fs_label, what)
+        body = answer.whole()
+        del answer
         return _as_columns(
             self._decode_jobid_rates(body, deadline, what), _fs if q.fs_label else None
         )
@@ -163,11 +164,12 @@ class PrometheusLustreSource:
     def metadata_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
         q = self.queries
         what = "metadata query"
-        body = self.client.query(q.metadata, deadline, what, at)
-        columns = scan_vector(body, self._target_labels, deadline, decoding(what))
+        answer = self.client.query_body(q.metadata, deadline, what, at)
+        columns = scan_pieces(answer.pieces(), self._target_labels, deadline, decoding(what))
         if columns is not None:
-            del body
             return scanned_target_rates(columns, q.mdt_target_regex, q.fs_label, what)
+        body = answer.whole()
+        del answer
         rows = self._decode_target_rates(body, deadline, what)
         return _as_columns(rows, _target_fs if q.fs_label else _target)
 

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.credentials import TokenFile, basic_auth_header
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.sources.httpbody import error_text, read_body
+from prometheus_cluster_exporter.sources.httpbody import Body, error_text, read_body, receive
 from prometheus_cluster_exporter.upstream import ServerURL, parse_server_url
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,14 @@ class PrometheusClient:
             self.tls = tls_context(ca_file, insecure_skip_verify, cert_file, key_file)
 
     def query(self, promql: str, deadline: float, what: str, at: Optional[float] = None) -> bytes:
-        """The raw (decoded) body of a successful (HTTP 200) answer, evaluated at ``at``."""
+        """The decoded body of a successful (HTTP 200) answer, evaluated at ``at``."""
+        return self.query_body(promql, deadline, what, at).whole()
+
+    def query_body(
+        self, promql: str, deadline: float, what: str, at: Optional[float] = None
+    ) -> Body:
+        """The body of a successful (HTTP 200) answer as received, to be decoded piece by
+        piece (``Body.pieces``)."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise SourceError(f"{what}: no time left before the scrape deadline")
@@ -237,11 +244,11 @@ class PrometheusClient:
             response = connection.getresponse()
             self._note_clock(response)
             if response.status != 200:
-                body = read_body(response, _ERROR_BODY_BYTES, what, truncate=True)
+                text = error_text(read_body(response, _ERROR_BODY_BYTES, what, truncate=True))
                 raise SourceError(
-                    f"{what}: {self.display_url} answered HTTP {response.status}{error_text(body)}"
+                    f"{what}: {self.display_url} answered HTTP {response.status}{text}"
                 )
-            body = read_body(response, self.max_response_bytes, what)
+            body = receive(response, self.max_response_bytes, what)
             # A shut-down socket reads as the end of the answer: it is complete only if the
             # deadline did not pass and every byte the headers announced arrived.
             if watchdog.fired:

@@ -20,27 +20,31 @@ parsers instead, which accept every valid answer and skip malformed samples one 
 from __future__ import annotations
 
 import math
+import sys
 from array import array
-from typing import List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence
 
 from prometheus_cluster_exporter.jsonutil import DecodeError, loads
 from prometheus_cluster_exporter.pacing import check_deadline
+from prometheus_cluster_exporter.records import Packed
 
-#: Bytes of answer taken apart at a time.
+#: Bytes of a whole answer taken apart at a time (``scan_vector``).
 SLICE = 1 << 20
-_NEXT, _TAIL, _MID = b"\x01", b"\x02", b"\x03"
-_MARKERS = _NEXT + _TAIL + _MID
-_NOT_MARKERS = bytes(b for b in range(256) if b not in _MARKERS)
-_ONE_MARKER = {2: 1, 3: 1}
+#: What the separators are replaced with, and what joins the ids of a slice: neither may
+#: be in an answer taken apart (JSON writes control characters escaped).
+_MARK, _JOIN = b"\x01", b"\x00"
 _RESULT = b'"result":['
 _END = b'"]}'
 
 
 class Columns:
-    """What a scan yields: one list per label (in the order asked for) and the values."""
+    """What a scan yields: the first label's values packed (``records.Packed``), a list
+    for each other label (in the order asked for; few distinct values, one object each)
+    and the values."""
 
     def __init__(self, width: int) -> None:
-        self.labels: List[List[str]] = [[] for _ in range(width)]
+        self.ids = Packed()
+        self.labels: List[List[str]] = [[] for _ in range(width - 1)]
         self.values = array("d")
 
 
@@ -59,36 +63,36 @@ class _Shape:
         #: Where each asked-for label's field sits in a sample's fields.
         self.fields = [order.index(i) for i in range(len(names))]
         self.width = len(names) + 1
-        self.pattern = _MID * len(self.mids) + _TAIL
 
     def take(self, piece: bytes, into: Columns) -> bool:
         """Add the samples of ``piece`` (whole samples, head to end) to ``into``; False
         if it is not exactly in this shape."""
         if not piece.startswith(self.head) or not piece.endswith(_END):
             return False
-        if piece.find(_NEXT) >= 0 or piece.find(_TAIL) >= 0 or piece.find(_MID) >= 0:
+        if piece.find(_MARK) >= 0 or piece.find(_JOIN) >= 0:
             return False
         try:
             text = piece[len(self.head) : -len(_END)].decode()
         except UnicodeDecodeError:
             return False
-        text = text.replace(self.next, "\x01").replace(self.tail, "\x02")
+        # Every separator becomes one mark, and the one between samples two: each sample
+        # is then its label values and its value, and an empty field after it.
+        text = text.replace(self.next, "\x01\x01").replace(self.tail, "\x01")
         for mid in self.mids:
-            text = text.replace(mid, "\x03")
+            text = text.replace(mid, "\x01")
         if text.find('"') >= 0 or text.find("\\") >= 0:
             return False
-        count = text.count("\x02")
-        markers = text.encode("utf-8", "surrogatepass").translate(None, _NOT_MARKERS)
-        if markers != (self.pattern + _NEXT) * (count - 1) + self.pattern:
+        fields = text.split("\x01")
+        width = self.width + 1
+        if (len(fields) + 1) % width or any(fields[width - 1 :: width]):
             return False
-        fields = text.translate(_ONE_MARKER).split("\x01")
-        width = self.width
         try:
-            values = list(map(float, fields[width - 1 :: width]))
+            values = list(map(float, fields[width - 2 :: width]))
         except ValueError:
             return False
-        for column, i in zip(into.labels, self.fields):
-            column.extend(fields[i::width])
+        into.ids.extend(fields[self.fields[0] :: width])
+        for column, i in zip(into.labels, self.fields[1:]):
+            column.extend(map(sys.intern, fields[i::width]))
         into.values.extend(values)
         return True
 
@@ -110,31 +114,54 @@ def _envelope_ok(head: bytes, tail: bytes) -> bool:
 def scan_vector(
     body: bytes, names: Sequence[str], deadline: float = math.inf, what: str = "answer"
 ) -> Optional[Columns]:
-    """The samples of an answer whose every sample has exactly the labels ``names``;
-    None if the answer is not in the exact shape (see the module docstring). Late (a
+    """``scan_pieces`` of a whole answer."""
+    pieces = (body[i : i + SLICE] for i in range(0, len(body), SLICE))
+    return scan_pieces(pieces, names, deadline, what)
+
+
+def scan_pieces(
+    pieces: Iterable[bytes], names: Sequence[str], deadline: float = math.inf, what: str = "answer"
+) -> Optional[Columns]:
+    """The samples of an answer, given in pieces of any size, whose every sample has
+    exactly the labels ``names``; None if the answer is not in the exact shape (see the
+    module docstring). Only the piece at hand and an unfinished sample are held. Late (a
     SourceError) once the deadline has passed."""
-    start = body.find(_RESULT)
-    if start < 0:
-        return None
-    start += len(_RESULT)
-    columns = Columns(len(names))
-    if body[start : start + 1] == b"]":
-        return columns if _envelope_ok(body[:start], body[start:]) else None
-    stop = body.find(_END + b"]", start)
-    first = body.find(b'"value":[', start, stop)
-    if stop < 0 or first < 0:
-        return None
-    stop += len(_END)
-    instant = body[first + 9 : body.find(b",", first, stop)]
-    if not _envelope_ok(body[:start], body[stop:]):
-        return None
-    shape = _Shape(names, instant)
-    pos = start
-    while pos < stop:
-        check_deadline(deadline, what)
-        cut = body.find(shape.cut, pos + SLICE, stop)
-        end = stop if cut < 0 else cut + len(_END)
-        if not shape.take(body[pos:end], columns):
+    stream = iter(pieces)
+    buf = b""
+    while buf.find(_RESULT) < 0:
+        piece = next(stream, None)
+        if piece is None:
             return None
-        pos = end + 1
-    return columns
+        buf += piece
+    start = buf.find(_RESULT) + len(_RESULT)
+    head, buf = buf[:start], buf[start:]
+    columns = Columns(len(names))
+    shape: Optional[_Shape] = None
+    while True:
+        check_deadline(deadline, what)
+        if shape is None and buf[:1] == b"]":  # no samples at all
+            return columns if _envelope_ok(head, buf + b"".join(stream)) else None
+        shape = shape or _first_shape(buf, names)
+        if shape is not None:
+            stop = buf.find(_END + b"]")
+            if stop >= 0:
+                stop += len(_END)
+                if not shape.take(buf[:stop], columns):
+                    return None
+                return columns if _envelope_ok(head, buf[stop:] + b"".join(stream)) else None
+            cut = buf.rfind(shape.cut)
+            if cut > 0:
+                if not shape.take(buf[: cut + len(_END)], columns):
+                    return None
+                buf = buf[cut + len(_END) + 1 :]
+        piece = next(stream, None)
+        if piece is None:
+            return None
+        buf += piece
+
+
+def _first_shape(buf: bytes, names: Sequence[str]) -> Optional[_Shape]:
+    """The shape of the answer, once its first sample's instant has arrived."""
+    first = buf.find(b'"value":[')
+    comma = buf.find(b",", first) if first >= 0 else -1
+    return _Shape(names, buf[first + 9 : comma]) if comma >= 0 else None

@@ -220,7 +220,7 @@ def fast_target_rates(
     return checked(rates, skipped, what)
 
 
-def _finite(ids: List[str], values: Sequence[float], what: str) -> Tuple[Any, Any, int]:
+def _finite(ids: Sequence[str], values: Sequence[float], what: str) -> Tuple[Any, Any, int]:
     """The rows whose value is a finite number, and how many were not."""
     total = sum(values)
     if total - total == 0:
@@ -234,10 +234,10 @@ def _finite(ids: List[str], values: Sequence[float], what: str) -> Tuple[Any, An
 
 def scanned_jobid_rates(columns: Columns, with_fs: bool, what: str) -> Parsed[Rates]:
     """Rates from a scanned ``sum by(jobid)`` answer (labels: jobid, or jobid and fs)."""
-    ids, values, skipped = _finite(columns.labels[0], columns.values, what)
+    ids, values, skipped = _finite(columns.ids, columns.values, what)
     if not with_fs:
         return checked(Rates([RateColumn((), ids, values)] if len(ids) else []), skipped, what)
-    groups = grouped(ids, columns.labels[1] if skipped == 0 else _kept(columns, 1), values)
+    groups = grouped(ids, columns.labels[0] if skipped == 0 else _kept(columns, 0), values)
     rates = Rates(RateColumn((fs,), i, v) for fs, (i, v) in groups.items())
     return checked(rates, skipped, what)
 
@@ -246,8 +246,8 @@ def scanned_target_rates(
     columns: Columns, target_regex: str, with_fs: bool, what: str
 ) -> Parsed[Rates]:
     """Rates from a scanned ``sum by(target, jobid)`` answer (MDT targets only)."""
-    ids, values, skipped = _finite(columns.labels[0], columns.values, what)
-    targets = columns.labels[1] if skipped == 0 else _kept(columns, 1)
+    ids, values, skipped = _finite(columns.ids, columns.values, what)
+    targets = columns.labels[0] if skipped == 0 else _kept(columns, 0)
     fs_of = _TargetFilter(target_regex)
     rates = Rates()
     for target, (i, v) in grouped(ids, targets, values).items():
@@ -261,7 +261,7 @@ def scanned_target_rates(
 
 
 def _kept(columns: Columns, label: int) -> List[str]:
-    """Label ``label`` of the rows with a finite value."""
+    """Label ``label`` (after the first) of the rows with a finite value."""
     return [x for x, v in zip(columns.labels[label], columns.values) if v - v == 0]
 
 
