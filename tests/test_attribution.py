@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter.attribution import attribute
-from prometheus_cluster_exporter.idsort import classify, listed_jobs, split_ids
+from prometheus_cluster_exporter.idsort import ParseCache, classify, listed_jobs, split_ids
 from prometheus_cluster_exporter.jobid import JobidGrammar
 from prometheus_cluster_exporter.records import (
     Packed,
@@ -64,7 +64,8 @@ def run(rows, jobs=JOBS, users=USERS, groups=GROUPS, grammar=GRAMMAR):  # type: 
         else:
             to_parse.update(column.jobids)
     refs = classify(to_parse, grammar)
-    table = attr.owner_table(refs, jobs, users, groups, grammar.numbers_are_jobs)
+    listed = known if grammar.numbers_are_jobs else None
+    table = attr.owner_table(refs, jobs, users, groups, listed)
     result = attribute(columns, table)
     lost = attr.lost_ids(table, refs) + [(table.owners[0][1][0], n) for n in numbers]
     result.lost = sorted(lost)  # type: ignore[attr-defined]
@@ -255,3 +256,25 @@ def test_packed_columns_are_cut_into_pieces_in_order() -> None:
     assert [list(p.jobids) for p in cut] == [["1", "cp.1001"], ["x", "2"], ["3"]]
     assert [list(p.values) for p in cut] == [[1.0, 2.0], [3.0, 4.0], [5.0]]
     assert all(p.extra == ("t",) for p in cut)
+
+
+def test_parsed_ids_are_remembered_up_to_a_bound() -> None:
+    calls: list[str] = []
+
+    class Counting(JobidGrammar):
+        def parse(self, jobid: str):  # type: ignore[no-untyped-def]
+            calls.append(jobid)
+            return super().parse(jobid)
+
+    cache = ParseCache(Counting(), max_entries=3)
+    first = cache.classify(["cp.1001", "bad", "cp.1001"])
+    assert first == {"cp.1001": attr.ProcRef("cp", 1001), "bad": None}
+    assert sorted(calls) == ["bad", "cp.1001"]
+    assert cache.classify(["bad", "cp.1001"]) == first and len(calls) == 2
+    assert cache.classify(["x.7", "y.8"]) == {
+        "x.7": attr.ProcRef("x", 7),
+        "y.8": attr.ProcRef("y", 8),
+    }
+    assert len(calls) == 4  # past the bound: the memory started afresh with only these
+    cache.classify(["cp.1001"])
+    assert len(calls) == 5

@@ -124,3 +124,37 @@ def test_the_gzip_page_is_the_page_compressed_piece_by_piece(
     assert plain.count(b"\n") == 100 + 1 + 4
     assert b'user="us\\"er\\\\99"} 99.0\n' in plain
     assert gzip.decompress(exposition.render_gzip(families, b"# tail\n")) == plain + b"# tail\n"
+
+
+def test_rows_by_owner_number_render_like_plain_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte for byte, in pieces of a few lines (some with no line of the kind at hand)."""
+    from prometheus_cluster_exporter import exposition
+
+    monkeypatch.setattr(exposition, "LINES_AT_ONCE", 2)
+    from prometheus_cluster_exporter.metrics import (
+        JOB_METADATA,
+        JOB_READ,
+        PROC_METADATA,
+        UNATTRIBUTED_METADATA,
+        OwnerRows,
+        RowFamily,
+    )
+
+    keys = [("unknown_job",), ('ph"ys', "al\\ice"), ("cp", "hpc", "bob\n"), ("chem", "bob")]
+    keys += [("cp", "hpc", f"u{i}") for i in range(9)] + [("a", f"u{i}") for i in range(5)]
+    kinds = [2, 0, 1, 0] + [1] * 9 + [0] * 5
+    finite = {("scratch-MDT0000",): {1: 1.5, 0: 2.0, 2: 3e21, 3: 7.0}, ('ho"me',): {2: 0.25}}
+    finite[("scratch-MDT0000",)].update({n: float(n) for n in range(4, 18)})
+    odd = {("scratch-MDT0000",): {1: 1.5, 3: float("nan")}, ("home",): {1: float("inf")}}
+    specs = ((0, JOB_METADATA), (1, PROC_METADATA), (2, UNATTRIBUTED_METADATA))
+    for sums in (finite, odd):
+        for kind, spec in specs:
+            rows = OwnerRows(keys, kinds, kind, sums)
+            fast = render([RowFamily(spec, rows)])
+            assert fast == render([RowFamily(spec, list(rows))])
+            assert fast.count(b"\n") == 2 + len(rows) == 2 + len(list(rows))
+    rows = OwnerRows(keys, kinds, 0, {(): {1: 4.0, 3: 5.0}})
+    assert render([RowFamily(JOB_READ, rows)]).endswith(
+        b'cluster_job_read_throughput_bytes{account="ph\\"ys",user="al\\\\ice"} 4.0\n'
+        b'cluster_job_read_throughput_bytes{account="chem",user="bob"} 5.0\n'
+    )

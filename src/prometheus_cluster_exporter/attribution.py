@@ -33,8 +33,8 @@ from typing import (
     cast,
 )
 
-from prometheus_cluster_exporter.idsort import listed_jobs
 from prometheus_cluster_exporter.jobid import JobRef, ProcRef, Ref
+from prometheus_cluster_exporter.metrics import OwnerRows
 from prometheus_cluster_exporter.records import PasswdEntry, RateColumn, SlurmJob
 
 #: A numeric jobid that neither squeue (nor the recently-seen jobs, nor sacct) knows.
@@ -162,6 +162,9 @@ class OwnerTable(NamedTuple):
 
     number_of: Dict[str, int]
     owners: List[Owner]
+    #: Each owner's kind and label values, apart (what attribution and rendering read).
+    kinds: List[int]
+    labels: List[Key]
 
 
 def owner_table(
@@ -169,63 +172,63 @@ def owner_table(
     jobs: Optional[Mapping[str, SlurmJob]],
     users: Optional[Mapping[int, PasswdEntry]],
     groups: Optional[Mapping[int, str]],
-    numbers_are_jobs: bool = True,
+    listed: Optional[Mapping[str, SlurmJob]] = None,
 ) -> OwnerTable:
-    """The owners of the ids in ``refs`` and, when plain numbers are job ids, of every
-    listed job (so that their ids need no parsing)."""
+    """The owners of the ids in ``refs`` and, where plain numbers are job ids, of the
+    ``listed`` jobs (``idsort.listed_jobs``: their ids need no parsing)."""
     unknown: Owner = (LOST, (JOBS_UNAVAILABLE if jobs is None else UNKNOWN_JOB,))
     numbers: Dict[Owner, int] = {unknown: 0}
     number_of: Dict[str, int] = {}
-    if numbers_are_jobs and jobs is not None:
-        for jobid, job in listed_jobs(jobs).items():
+    if listed is not None and jobs is not None:
+        for jobid, job in listed.items():
             owner: Owner = (JOB, (job.account, job.user))
             number_of[jobid] = numbers.setdefault(owner, len(numbers))
     for jobid, owner in owners(refs, jobs, users, groups).items():
         number_of[jobid] = numbers.setdefault(owner, len(numbers))
-    return OwnerTable(number_of, list(numbers))
+    return OwnerTable(
+        number_of, list(numbers), [k for k, _ in numbers], [key for _, key in numbers]
+    )
 
 
 class Attribution:
     """Aggregated rows of one query answer: for each ``extra`` (the labels after the
     owner's), owner number -> summed value (``sums``).
 
-    ``tables()`` gives them under the owners' labels: job rows ``(account, user, *extra)``,
+    ``rows(kind)`` gives them under the owners' labels: job rows ``(account, user, *extra)``,
     process rows ``(proc_name, group_name, user_name, *extra)`` and unattributed rows
     ``(reason, *extra)``; ``jobs``, ``procs`` and ``unattributed`` as dicts.
     """
 
-    def __init__(self, owners: Sequence[Owner] = ((LOST, (UNKNOWN_JOB,)),)) -> None:
+    def __init__(
+        self,
+        owners: Sequence[Owner] = ((LOST, (UNKNOWN_JOB,)),),
+        kinds: Optional[List[int]] = None,
+        labels: Optional[List[Key]] = None,
+    ) -> None:
         self.owners = owners
+        self.kinds = [k for k, _ in owners] if kinds is None else kinds
+        self.labels = [key for _, key in owners] if labels is None else labels
         self.sums: Dict[Extra, Dict[int, float]] = {}
 
-    def tables(self) -> Tuple[List[Row], List[Row], List[Row]]:
-        """(job rows, process rows, unattributed rows), each row (labels, value)."""
-        kinds = [kind for kind, _ in self.owners]
-        keys = [key for _, key in self.owners]
-        return cast(
-            Tuple[List[Row], List[Row], List[Row]],
-            tuple(
-                [
-                    (keys[n] + extra, v)
-                    for extra, sums in self.sums.items()
-                    for n, v in sums.items()
-                    if kinds[n] == kind
-                ]
-                for kind in (JOB, PROC, LOST)
-            ),
-        )
+    @classmethod
+    def of(cls, table: OwnerTable) -> Attribution:
+        return cls(table.owners, table.kinds, table.labels)
+
+    def rows(self, kind: int) -> OwnerRows:
+        """The rows of owners of ``kind`` (JOB, PROC or LOST)."""
+        return OwnerRows(self.labels, self.kinds, kind, self.sums)
 
     @property
     def jobs(self) -> Dict[Key, float]:
-        return dict(self.tables()[JOB])
+        return dict(self.rows(JOB))
 
     @property
     def procs(self) -> Dict[Key, float]:
-        return dict(self.tables()[PROC])
+        return dict(self.rows(PROC))
 
     @property
     def unattributed(self) -> Dict[Key, float]:
-        return dict(self.tables()[LOST])
+        return dict(self.rows(LOST))
 
     def total(self) -> float:
         return sum(sum(sums.values()) for sums in self.sums.values())
@@ -249,7 +252,7 @@ def attribute(
     """Sum each column's values per owner, apart for each ``extra``. Every row lands
     with exactly one owner, so nothing is lost. With ``into`` the sums are added to an
     earlier result (an answer attributed in pieces)."""
-    result = Attribution(table.owners) if into is None else into
+    result = Attribution.of(table) if into is None else into
     for extra, jobids, values in columns:
         found = _sum_by_owner(list(map(table.number_of.get, jobids, repeat(0))), values)
         sums = result.sums.get(extra)

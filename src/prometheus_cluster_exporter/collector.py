@@ -98,6 +98,7 @@ class ClusterCollector:
         self.job_lookup = job_lookup
         self.timeout = timeout
         self.grammar = grammar or JobidGrammar()
+        self.parsed = idsort.ParseCache(self.grammar)
         self.recent_jobs = RecentJobs(job_grace)
         self.fs_label = fs_label
         self.problems = ProblemLog()
@@ -148,7 +149,9 @@ class ClusterCollector:
                 families.extend(
                     fam.query_families(
                         query,
-                        *result.tables(),
+                        result.rows(attr.JOB),
+                        result.rows(attr.PROC),
+                        result.rows(attr.LOST),
                         fs_label=self.fs_label,
                         jobs_known=scrape.jobs is not None,
                         identities_known=scrape.users is not None and scrape.groups is not None,
@@ -200,7 +203,7 @@ class ClusterCollector:
     def _classify(self, scrape: ScrapeState) -> None:
         """Find the ids that need parsing (and the unknown plain numbers), then parse each
         distinct one once, within the build deadline."""
-        known = idsort.listed_jobs(scrape.jobs) if scrape.jobs is not None else {}
+        known = scrape.listed = idsort.listed_jobs(scrape.jobs) if scrape.jobs is not None else {}
         numbers = scrape.numbers if self.job_lookup is not None else None
         to_parse: Set[str] = set()
         deadline = scrape.build_deadline()
@@ -210,7 +213,7 @@ class ClusterCollector:
                 check_deadline(deadline, TOO_LATE)
                 idsort.ids_to_parse(piece.jobids, known, self.grammar, to_parse, numbers)
             for chunk in paced(list(to_parse), deadline, TOO_LATE, CHUNK):
-                scrape.refs.update(idsort.classify(chunk, self.grammar))
+                scrape.refs.update(self.parsed.classify(chunk))
         except Late:
             scrape.too_late()
             scrape.refs.clear()
@@ -237,6 +240,8 @@ class ClusterCollector:
         if sacct is not None and sacct.outcome.value is not None and jobs is not None:
             found = attr.index_jobs(sacct.outcome.value.items)
             scrape.jobs = attr.overlay(jobs, found) if found else jobs
+            for jobid, job in idsort.listed_jobs(found).items():
+                scrape.listed.setdefault(jobid, job)
         if keyed is not None and keyed.outcome.value is not None and users is not None:
             extra = keyed.outcome.value.items
             scrape.users = attr.overlay(users, extra) if extra else users
@@ -264,14 +269,18 @@ class ClusterCollector:
         """
         deadline = scrape.build_deadline()
         table = attr.owner_table(
-            scrape.refs, scrape.jobs, scrape.users, scrape.groups, self.grammar.numbers_are_jobs
+            scrape.refs,
+            scrape.jobs,
+            scrape.users,
+            scrape.groups,
+            scrape.listed if self.grammar.numbers_are_jobs else None,
         )
         results: Dict[Query, attr.Attribution] = {}
         for query in QUERIES:
             build_start = time.perf_counter()
             rates = scrape.answers.get(query)
             if rates is not None:
-                result = attr.Attribution(table.owners)
+                result = attr.Attribution.of(table)
                 try:
                     for piece in attr.pieces(rates, CHUNK):
                         check_deadline(deadline, TOO_LATE)

@@ -17,13 +17,14 @@ import re
 import zlib
 from itertools import islice
 from operator import itemgetter
-from typing import Callable, Dict, Iterable, Iterator, List, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, TypeVar, cast
 
 from prometheus_client.utils import floatToGoString
 
-from prometheus_cluster_exporter.metrics import RowFamily
+from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+T = TypeVar("T")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -90,24 +91,90 @@ def _line_renderer(name: str, labels: Tuple[str, ...], finite: bool) -> LineRend
     return renderer
 
 
+OwnerRenderer = Callable[..., List[str]]
+_owner_renderers: Dict[Tuple[str, Tuple[str, ...], int, bool], OwnerRenderer] = {}
+
+
+def _owner_renderer(name: str, labels: Tuple[str, ...], owned: int, finite: bool) -> OwnerRenderer:
+    """Like ``_line_renderer``, for ``metrics.OwnerRows``: the first ``owned`` labels are
+    the owner's, read from lists of escaped values by owner number (``E``), the others
+    are the column's, the same on every line (``X``)."""
+    key = (name, labels, owned, finite)
+    renderer = _owner_renderers.get(key)
+    if renderer is not None:
+        return renderer
+    _line_renderer(name, labels, finite)  # checks the names
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    refs = [f"E{i}[n]" if i < owned else f"X{i - owned}" for i in range(len(labels))]
+    label_text = ",".join(f'{labels[i]}="{{{refs[i]}}}"' for i in order)
+    value = "{v!r}" if finite else "{f(v)}"
+    names = ", ".join(refs[i].split("[")[0] for i in range(len(labels)))
+    source = (
+        "def render(items, kinds, kind, E, X):\n"
+        f"    {names}, = (*E, *X)\n"
+        f"    return [f'{name}{{{{{label_text}}}}} {value}\\n' "
+        "for n, v in items if kinds[n] == kind]\n"
+    )
+    namespace: Dict[str, Any] = {"f": format_value}
+    exec(source, namespace)  # noqa: S102 - metric and label names only, checked above
+    renderer = _owner_renderers[key] = cast(OwnerRenderer, namespace["render"])
+    return renderer
+
+
+def _owner_texts(
+    name: str,
+    labels: Tuple[str, ...],
+    rows: OwnerRows,
+    escape: _EscapeCache,
+    escaped: Dict[Tuple[int, int], List[str]],
+) -> Iterator[str]:
+    """The lines of OwnerRows, a column and LINES_AT_ONCE series at a time. ``escaped``
+    keeps, for the page, the escaped i-th label value of every owner."""
+    total = sum(sum(values.values()) for values in rows.sums.values())
+    for extra, values in rows.sums.items():
+        owned = len(labels) - len(extra)
+        for i in range(owned):
+            if (id(rows.labels_of), i) not in escaped:
+                escaped[id(rows.labels_of), i] = [
+                    escape[key[i]] if len(key) > i else "" for key in rows.labels_of
+                ]
+        lines = _owner_renderer(name, labels, owned, total - total == 0)
+        fixed = [escape[x] for x in extra]
+        columns = [escaped[id(rows.labels_of), i] for i in range(owned)]
+        items = iter(values.items())
+        for _ in range(0, len(values), LINES_AT_ONCE):
+            part = islice(items, LINES_AT_ONCE)
+            yield "".join(lines(part, rows.kinds, rows.kind, columns, fixed))
+
+
+def _parts(items: Iterable[T]) -> Iterator[List[T]]:
+    """``items`` in lists of at most LINES_AT_ONCE."""
+    rest = iter(items)
+    while True:
+        part = list(islice(rest, LINES_AT_ONCE))
+        if not part:
+            return
+        yield part
+
+
 def _texts(families: Iterable[RowFamily]) -> Iterator[str]:
     """The page in pieces of at most LINES_AT_ONCE series."""
     escape = _escapes
     if len(escape) > ESCAPES_KEPT:
         escape.clear()
+    escaped: Dict[Tuple[int, int], List[str]] = {}
     for family in families:
         name, help_text, labels = family.spec
         help_text = help_text.replace("\\", r"\\").replace("\n", r"\n")
         yield f"# HELP {name} {help_text}\n# TYPE {name} gauge\n"
+        if isinstance(family.rows, OwnerRows):
+            yield from _owner_texts(name, labels, family.rows, escape, escaped)
+            continue
         # If the sum is finite, every value is: no NaN or infinity to spell specially.
         total = sum(map(itemgetter(1), family.rows))
         lines = _line_renderer(name, labels, total - total == 0)
-        rows = iter(family.rows)
-        while True:
-            text = "".join(lines(islice(rows, LINES_AT_ONCE), escape))
-            if not text:
-                break
-            yield text
+        for part in _parts(family.rows):
+            yield "".join(lines(part, escape))
 
 
 def render(families: Iterable[RowFamily]) -> bytes:

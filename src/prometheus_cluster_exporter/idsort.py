@@ -27,6 +27,27 @@ def classify(jobids: Iterable[str], grammar: JobidGrammar) -> Dict[str, Ref]:
     return {jobid: parse(jobid) for jobid in set(jobids)}
 
 
+class ParseCache:
+    """``classify`` with a memory: an id parsed in an earlier scrape is not parsed again
+    (processes and jobs keep their ids for minutes or hours). At most ``max_entries``
+    are kept; past that the memory starts afresh."""
+
+    def __init__(self, grammar: JobidGrammar, max_entries: int = 1 << 18) -> None:
+        self.grammar = grammar
+        self.max_entries = max_entries
+        self._memo: Dict[str, Ref] = {}
+
+    def classify(self, jobids: Iterable[str]) -> Dict[str, Ref]:
+        memo = self._memo
+        wanted = set(jobids)
+        new = [jobid for jobid in wanted if jobid not in memo]
+        if len(memo) + len(new) > self.max_entries:
+            memo.clear()
+            new = list(wanted)
+        memo.update(classify(new, self.grammar))
+        return {jobid: memo[jobid] for jobid in wanted}
+
+
 def canonical(jobid: str) -> bool:
     """A job id as squeue writes it (ASCII digits, no leading zero) and short enough that
     Lustre cannot have cut it."""

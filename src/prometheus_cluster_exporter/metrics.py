@@ -6,10 +6,46 @@ Imports nothing of the exporter's: every room may use it.
 
 from __future__ import annotations
 
-from typing import Collection, NamedTuple, Tuple
+from typing import Collection, Iterator, Mapping, NamedTuple, Sequence, Tuple
 
 #: Label values (in the spec's label order) and the value of each series of a family.
 Rows = Collection[Tuple[Tuple[str, ...], float]]
+Row = Tuple[Tuple[str, ...], float]
+
+
+class OwnerRows(Collection[Row]):
+    """The rows of one kind of owner, kept as attribution made them: for each tuple of
+    labels after the owner's (``extra``), owner number -> value. Owner ``n``'s label
+    values are ``labels_of[n]``; only owners with ``kinds[n] == kind`` are rows here. The
+    renderer writes them straight from the numbers; iterating gives ordinary rows."""
+
+    def __init__(
+        self,
+        keys: Sequence[Tuple[str, ...]],
+        kinds: Sequence[int],
+        kind: int,
+        sums: Mapping[Tuple[str, ...], Mapping[int, float]],
+    ) -> None:
+        self.labels_of = keys
+        self.kinds = kinds
+        self.kind = kind
+        self.sums = sums
+
+    def __iter__(self) -> Iterator[Row]:
+        keys, kinds, kind = self.labels_of, self.kinds, self.kind
+        for extra, values in self.sums.items():
+            for n, value in values.items():
+                if kinds[n] == kind:
+                    yield keys[n] + extra, value
+
+    def __len__(self) -> int:
+        kinds = self.kinds
+        return sum(
+            list(map(kinds.__getitem__, values)).count(self.kind) for values in self.sums.values()
+        )
+
+    def __contains__(self, row: object) -> bool:
+        return row in list(self)
 
 
 class MetricSpec(NamedTuple):

@@ -69,12 +69,14 @@ def top_consumers(
     answers = [r for r in (read, write) if r is not None]
     if not answers:
         return []
-    owners = answers[0].owners
+    owners, kinds = answers[0].owners, answers[0].kinds
     totals = [_per_owner(r) for r in answers]
-    named = {n for t in totals for n in t if owners[n][0] != LOST}
-    biggest = heapq.nlargest(count, named, key=lambda n: sum(t.get(n, 0.0) for t in totals))
+    both = dict(totals[0])
+    for number, value in totals[-1].items() if len(totals) > 1 else ():
+        both[number] = both.get(number, 0.0) + value
+    named = [n for n in both if kinds[n] != LOST]
     rows = []
-    for number in biggest:
+    for number in heapq.nlargest(count, named, key=both.__getitem__):
         kind, key = owners[number]
         r = totals[0].get(number, 0.0) if read is not None else 0.0
         w = totals[-1].get(number, 0.0) if write is not None else 0.0

@@ -53,6 +53,8 @@ class ScrapeState:
     #: Plain numbers no job listing knew, kept only when sacct may look them up.
     numbers: Set[str] = field(default_factory=set)
     jobs: Optional[Mapping[str, SlurmJob]] = None
+    #: The jobs whose ids are plain canonical numbers (``idsort.listed_jobs``).
+    listed: Dict[str, SlurmJob] = field(default_factory=dict)
     users: Optional[Mapping[int, PasswdEntry]] = None
     groups: Optional[Mapping[int, str]] = None
     #: Seconds spent attributing each answer.
