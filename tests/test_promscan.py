@@ -230,3 +230,28 @@ def test_a_streamed_answer_keeps_the_cap_and_refuses_broken_gzip() -> None:
     broken = Body([packed[:50], b"\x00" * 64, packed[114:]], "gzip", 0, "read query")
     with pytest.raises(SourceError, match="does not decompress"):
         broken.whole()
+
+
+def test_a_big_compressed_answer_is_decompressed_ahead_on_its_own_thread() -> None:
+    import threading
+    import time
+
+    body = answer([({"jobid": str(i)}, "1") for i in range(20000)])
+    packed = gzip.compress(body)
+    raw = [packed[i : i + 1000] for i in range(0, len(packed), 1000)]
+    assert len(raw) > 4
+    assert Body(raw, "gzip", 0, "read query").whole() == body
+    found = scan_pieces(Body(raw, "gzip", 0, "read query").pieces(), ("jobid",))
+    assert found is not None and len(found.values) == 20000
+    broken = Body([*raw[:3], b"\x00" * 1000, *raw[4:]], "gzip", 0, "read query")
+    with pytest.raises(SourceError, match="does not decompress"):
+        broken.whole()
+    before = threading.active_count()
+    pieces = Body(raw, "gzip", 0, "read query").pieces()
+    next(pieces)
+    assert threading.active_count() == before + 1
+    pieces.close()  # the reader stops early: so does the thread
+    end = time.monotonic() + 30
+    while threading.active_count() > before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert threading.active_count() == before

@@ -68,23 +68,26 @@ def split_ids(
     ids: Iterable[str], known: Mapping[str, object], numbers_wanted: bool = True
 ) -> Tuple[List[str], List[str]]:
     """(canonical numbers not in ``known``, ids to parse): the ids of a column that no
-    job listing explains, for grammars whose first format is ``%j``. The numbers are
-    only listed when ``numbers_wanted``."""
-    missing = list(filterfalse(known.__contains__, ids))
-    others = list(filterfalse(str.isdigit, missing))
-    if len(others) == len(missing):
+    job listing explains, for grammars whose first format is ``%j``. ``known`` holds
+    canonical numbers only (``listed_jobs``); the numbers are only listed when
+    ``numbers_wanted``."""
+    ids = ids if isinstance(ids, list) else list(ids)
+    others = list(filterfalse(str.isdigit, ids))  # never in ``known``
+    if len(others) == len(ids):
         return [], others
     # Odd numbers (non-ASCII digits, a leading zero, cut by Lustre) are rare: one look
-    # at all the missing ids at once tells whether there is any.
-    joined = "\x00".join(missing)
+    # at all the ids at once tells whether there is any.
+    joined = "\x00".join(ids)
     if (
         joined.isascii()
         and not joined.startswith("0")
         and joined.find("\x000") < 0
-        and max(map(len, missing)) < JOBID_MAX_BYTES
+        and max(map(len, ids)) < JOBID_MAX_BYTES
     ):
-        return (list(filter(str.isdigit, missing)) if numbers_wanted else []), others
-    numbers = list(filter(str.isdigit, missing))
+        if not numbers_wanted:
+            return [], others
+        return list(filterfalse(known.__contains__, filter(str.isdigit, ids))), others
+    numbers = list(filterfalse(known.__contains__, filter(str.isdigit, ids)))
     others.extend(n for n in numbers if not canonical(n))
     return ([n for n in numbers if canonical(n)] if numbers_wanted else []), others
 

@@ -12,8 +12,10 @@ megabyte at a time without the decoded answer ever being held whole.
 from __future__ import annotations
 
 import http.client
+import threading
 import zlib
-from typing import Any, Iterator, List
+from queue import Full, Queue
+from typing import Any, Iterator, List, Tuple
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, loads
@@ -31,6 +33,50 @@ def _decoder(encoding: str, what: str) -> Any:
     raise SourceError(f"{what}: answer has Content-Encoding {encoding[:40]!r}, not gzip")
 
 
+#: Compressed answers of more received pieces than this are decompressed on a thread of
+#: their own, a few pieces ahead of the reader: zlib lets go of the interpreter while it
+#: works, so decompressing overlaps with taking the answer apart.
+AHEAD_FROM = 4
+_DONE, _FAILED = object(), object()
+
+
+def ahead(items: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
+    """``items``, made on a daemon thread at most ``depth`` ahead of the reader; an
+    exception there is raised here. When the reader stops early the thread stops too."""
+    queue: Queue[Tuple[object, Any]] = Queue(depth)
+    stop = threading.Event()
+
+    def put(entry: Tuple[object, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((None, item)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:
+            put((_FAILED, exc))
+
+    threading.Thread(target=produce, name="decompress", daemon=True).start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind is _DONE:
+                return
+            if kind is _FAILED:
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 class Body:
     """An answer's body as received, in pieces, and its decoding (``pieces``, ``whole``)."""
 
@@ -46,7 +92,10 @@ class Body:
         limit = self.limit
         step = min(limit + 1, _CHUNK) if limit else _CHUNK
         size = 0
-        for data in self._decoded(decoder, step):
+        decoded = self._decoded(decoder, step)
+        if decoder is not None and len(self.raw) > AHEAD_FROM:
+            decoded = ahead(decoded)
+        for data in decoded:
             size += len(data)
             if limit and size > limit:
                 raise SourceError(
