@@ -158,3 +158,16 @@ def test_rows_by_owner_number_render_like_plain_rows(monkeypatch: pytest.MonkeyP
         b'cluster_job_read_throughput_bytes{account="ph\\"ys",user="al\\\\ice"} 4.0\n'
         b'cluster_job_read_throughput_bytes{account="chem",user="bob"} 5.0\n'
     )
+
+
+def test_a_failing_gzip_page_raises_and_leaves_no_thread() -> None:
+    import threading
+
+    from prometheus_cluster_exporter import exposition
+    from prometheus_cluster_exporter.metrics import SCRAPE_OK, MetricSpec, RowFamily
+
+    before = threading.active_count()
+    bad = RowFamily(MetricSpec("bad name", "x", ()), [((), 1.0)])
+    with pytest.raises(ValueError, match="invalid metric"):
+        exposition.render_gzip([RowFamily(SCRAPE_OK, [((), 1.0)]), bad])
+    assert threading.active_count() == before

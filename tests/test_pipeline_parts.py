@@ -4,6 +4,7 @@ the stage and family builders."""
 from __future__ import annotations
 
 import gc
+import os
 from typing import Iterator, List, Sequence
 
 import pytest
@@ -172,3 +173,20 @@ def test_the_finished_jobs_stage_shows_only_when_sacct_ran() -> None:
     assert len(sacct.asked) == 1  # all from the cache
     assert "retrieve_finished_jobs" not in second
     assert "retrieve_running_jobs" in second  # the original's stages are always there
+
+
+def test_malloc_arenas_are_limited_on_glibc_unless_the_operator_chose() -> None:
+    import platform
+    import subprocess
+    import sys
+
+    code = "from prometheus_cluster_exporter.memory import limit_malloc_arenas as f; print(f())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert run.stdout.strip() == str(glibc)
+    chosen = subprocess.run([sys.executable, "-c", code], check=True, env={**env, "MALLOC_ARENA_MAX": "4"},
+                            capture_output=True, text=True)  # fmt: skip
+    assert chosen.stdout.strip() == "False"

@@ -16,9 +16,9 @@ shared "unknown job" owner without an entry of its own.
 
 from __future__ import annotations
 
-from collections import ChainMap, Counter
+from collections import ChainMap
 from itertools import compress, islice, repeat
-from operator import not_
+from operator import eq, not_
 from typing import (
     Dict,
     Iterable,
@@ -230,6 +230,10 @@ class Attribution:
     def unattributed(self) -> Dict[Key, float]:
         return dict(self.rows(LOST))
 
+    def size(self) -> int:
+        """How many rows (series) the answer gives, of all kinds."""
+        return sum(map(len, self.sums.values()))
+
     def total(self) -> float:
         return sum(sum(sums.values()) for sums in self.sums.values())
 
@@ -258,9 +262,11 @@ def attribute(
         sums = result.sums.get(extra)
         if sums is None:
             result.sums[extra] = found
-            continue
-        for number, value in found.items():
-            sums[number] = sums.get(number, 0.0) + value
+        elif sums.keys().isdisjoint(found):
+            sums.update(found)
+        else:
+            for number, value in found.items():
+                sums[number] = sums.get(number, 0.0) + value
     return result
 
 
@@ -270,7 +276,9 @@ def _sum_by_owner(numbers: List[int], values: Sequence[float]) -> Dict[int, floa
     named_values = list(compress(values, numbers))
     sums = dict(zip(named, named_values))
     if len(sums) < len(named):
-        repeated = {n for n, count in Counter(named).items() if count > 1}
+        # Sorted, a repeated number sits next to itself.
+        ordered = sorted(named)
+        repeated = set(compress(ordered, map(eq, ordered, islice(ordered, 1, None))))
         for number in repeated:
             sums[number] = 0.0
         pick = list(map(repeated.__contains__, named))

@@ -19,6 +19,7 @@ from prometheus_cluster_exporter.config import Config, ConfigError
 from prometheus_cluster_exporter.flags import CHECK, ONCE, PROG, parse_args
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.logs import setup_logging
+from prometheus_cluster_exporter.memory import limit_malloc_arenas
 from prometheus_cluster_exporter.status import config_summary, render_status_page
 from prometheus_cluster_exporter.webconfig import WebConfig
 from prometheus_cluster_exporter.wiring import (
@@ -86,7 +87,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return simulate.main(args[1:])
     invocation = parse_args(args)
     mode, config = invocation.mode, invocation.config
+    arenas_limited = limit_malloc_arenas()  # before any thread starts
     setup_logging(config.log_level, config.log_format)
+    log.debug("malloc arenas limited to one: %s", arenas_limited)
     web = None
     if config.web_config_file:
         from prometheus_cluster_exporter.webconfig import load_web_config

@@ -42,7 +42,7 @@ from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
 from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
-from prometheus_cluster_exporter.metrics import RowFamily
+from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
 from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
 from prometheus_cluster_exporter.problems import ProblemLog
 from prometheus_cluster_exporter.records import (
@@ -73,8 +73,11 @@ log = logging.getLogger(__name__)
 
 SKIP_WARNING = "Collect is still active... - Skipping now"
 
-#: Rows (or distinct jobids) attributed between two looks at the clock.
+#: Rows (or distinct jobids) classified between two looks at the clock.
 CHUNK = 1 << 16
+#: Rows summed between two looks at the clock: a column is summed whole up to this size
+#: (its pieces' sums would have to be added up one owner at a time).
+SUM_CHUNK = 1 << 20
 
 
 class ClusterCollector:
@@ -166,7 +169,8 @@ class ClusterCollector:
             seconds=elapsed,
             ok=scrape_ok,
             sources={n: SourceStatus(n, o.seconds, o.error) for n, o in scrape.outcomes.items()},
-            series=sum(len(f.rows) for f in families),
+            series=sum(r.size() for r in results.values())
+            + sum(len(f.rows) for f in families if not isinstance(f.rows, OwnerRows)),
             top=tuple(top_consumers(results.get(READ), results.get(WRITE))),
         )
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
@@ -282,7 +286,7 @@ class ClusterCollector:
             if rates is not None:
                 result = attr.Attribution.of(table)
                 try:
-                    for piece in attr.pieces(rates, CHUNK):
+                    for piece in attr.pieces(rates, SUM_CHUNK):
                         check_deadline(deadline, TOO_LATE)
                         attr.attribute((piece,), table, into=result)
                     results[query] = result

@@ -14,10 +14,24 @@ prometheus-client's generate_latest.
 from __future__ import annotations
 
 import re
+import threading
 import zlib
-from itertools import islice
+from itertools import islice, zip_longest
 from operator import itemgetter
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, TypeVar, cast
+from queue import Queue
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    cast,
+)
 
 from prometheus_client.utils import floatToGoString
 
@@ -121,26 +135,42 @@ def _owner_renderer(name: str, labels: Tuple[str, ...], owned: int, finite: bool
     return renderer
 
 
+def _escaped_by_position(
+    labels_of: Sequence[Tuple[str, ...]], escape: _EscapeCache
+) -> List[Sequence[str]]:
+    """The owners' label values by position ("" past an owner's last), escaped: the
+    transposing and the check for anything to escape are done by C loops, and a position
+    with nothing to escape is used as it is."""
+    out: List[Sequence[str]] = []
+    for values in zip_longest(*labels_of, fillvalue=""):
+        joined = "\x00".join(values)
+        if "\\" in joined or '"' in joined or "\n" in joined:
+            out.append(tuple(map(escape.__getitem__, values)))
+        else:
+            out.append(values)
+    return out
+
+
 def _owner_texts(
     name: str,
     labels: Tuple[str, ...],
     rows: OwnerRows,
     escape: _EscapeCache,
-    escaped: Dict[Tuple[int, int], List[str]],
+    escaped: Dict[int, List[Sequence[str]]],
 ) -> Iterator[str]:
     """The lines of OwnerRows, a column and LINES_AT_ONCE series at a time. ``escaped``
-    keeps, for the page, the escaped i-th label value of every owner."""
+    keeps, for the page, the escaped label values of every owner, by position."""
     total = sum(sum(values.values()) for values in rows.sums.values())
+    by_position = escaped.get(id(rows.labels_of))
+    if by_position is None:
+        by_position = escaped[id(rows.labels_of)] = _escaped_by_position(rows.labels_of, escape)
     for extra, values in rows.sums.items():
         owned = len(labels) - len(extra)
-        for i in range(owned):
-            if (id(rows.labels_of), i) not in escaped:
-                escaped[id(rows.labels_of), i] = [
-                    escape[key[i]] if len(key) > i else "" for key in rows.labels_of
-                ]
         lines = _owner_renderer(name, labels, owned, total - total == 0)
         fixed = [escape[x] for x in extra]
-        columns = [escaped[id(rows.labels_of), i] for i in range(owned)]
+        columns = by_position[:owned]
+        if len(columns) < owned:  # no owner has that many labels: no row of this kind
+            columns += [("",) * len(rows.labels_of)] * (owned - len(columns))
         items = iter(values.items())
         for _ in range(0, len(values), LINES_AT_ONCE):
             part = islice(items, LINES_AT_ONCE)
@@ -162,7 +192,7 @@ def _texts(families: Iterable[RowFamily]) -> Iterator[str]:
     escape = _escapes
     if len(escape) > ESCAPES_KEPT:
         escape.clear()
-    escaped: Dict[Tuple[int, int], List[str]] = {}
+    escaped: Dict[int, List[Sequence[str]]] = {}
     for family in families:
         name, help_text, labels = family.spec
         help_text = help_text.replace("\\", r"\\").replace("\n", r"\n")
@@ -184,9 +214,36 @@ def render(families: Iterable[RowFamily]) -> bytes:
 
 
 def render_gzip(families: Iterable[RowFamily], tail: bytes = b"") -> bytes:
-    """``render(families) + tail``, gzip-compressed (level 1) piece by piece."""
+    """``render(families) + tail``, gzip-compressed (level 1) piece by piece.
+
+    The pieces are compressed on a thread of their own as they are made: zlib lets go of
+    the interpreter while it works, so compressing overlaps with writing the text."""
     packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = [packer.compress(text.encode("utf-8")) for text in _texts(families)]
-    out.append(packer.compress(tail))
+    out: List[bytes] = []
+    failed: List[BaseException] = []
+    pending: Queue[Optional[bytes]] = Queue(8)
+
+    def compress() -> None:
+        while True:
+            data = pending.get()
+            if data is None:
+                return
+            if not failed:
+                try:
+                    out.append(packer.compress(data))
+                except BaseException as exc:  # handed to the page
+                    failed.append(exc)
+
+    worker = threading.Thread(target=compress, name="gzip", daemon=True)
+    worker.start()
+    try:
+        for text in _texts(families):
+            pending.put(text.encode("utf-8"))
+        pending.put(tail)
+    finally:
+        pending.put(None)
+        worker.join()
+    if failed:
+        raise failed[0]
     out.append(packer.flush())
     return b"".join(out)
