@@ -278,3 +278,26 @@ def test_parsed_ids_are_remembered_up_to_a_bound() -> None:
     assert len(calls) == 4  # past the bound: the memory started afresh with only these
     cache.classify(["cp.1001"])
     assert len(calls) == 5
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.tuples(st.sampled_from(["1", "2", "3", "9", "cp.1001", "x.7"]), value_strategy),
+             max_size=40),
+    st.integers(1, 7),
+)  # fmt: skip
+def test_a_column_summed_in_pieces_equals_it_summed_whole(
+    samples: list[tuple[str, float]], size: int
+) -> None:
+    refs = classify([j for j, _ in samples], GRAMMAR)
+    table = attr.owner_table(refs, JOBS, USERS, GROUPS, listed_jobs(JOBS))
+    column = RateColumn(("t",), [j for j, _ in samples], [v for _, v in samples])
+    whole = attribute([column], table)
+    cut = attr.Attribution.of(table)
+    for piece in attr.pieces([column], size):
+        attribute([piece], table, into=cut)
+    assert cut.sums.keys() == whole.sums.keys()
+    for extra, sums in whole.sums.items():
+        assert cut.sums[extra].keys() == sums.keys()
+        for number, value in sums.items():
+            assert math.isclose(cut.sums[extra][number], value, rel_tol=1e-12, abs_tol=1e-9)

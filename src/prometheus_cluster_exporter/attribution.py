@@ -262,11 +262,10 @@ def attribute(
         sums = result.sums.get(extra)
         if sums is None:
             result.sums[extra] = found
-        elif sums.keys().isdisjoint(found):
+        else:  # one Python step per owner in both pieces, the rest in C
+            for number in sums.keys() & found.keys():
+                found[number] += sums[number]
             sums.update(found)
-        else:
-            for number, value in found.items():
-                sums[number] = sums.get(number, 0.0) + value
     return result
 
 

@@ -73,11 +73,8 @@ log = logging.getLogger(__name__)
 
 SKIP_WARNING = "Collect is still active... - Skipping now"
 
-#: Rows (or distinct jobids) classified between two looks at the clock.
+#: Rows (or distinct jobids) classified or summed between two looks at the clock.
 CHUNK = 1 << 16
-#: Rows summed between two looks at the clock: a column is summed whole up to this size
-#: (its pieces' sums would have to be added up one owner at a time).
-SUM_CHUNK = 1 << 20
 
 
 class ClusterCollector:
@@ -286,7 +283,7 @@ class ClusterCollector:
             if rates is not None:
                 result = attr.Attribution.of(table)
                 try:
-                    for piece in attr.pieces(rates, SUM_CHUNK):
+                    for piece in attr.pieces(rates, CHUNK):
                         check_deadline(deadline, TOO_LATE)
                         attr.attribute((piece,), table, into=result)
                     results[query] = result
