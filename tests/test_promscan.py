@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -255,3 +255,21 @@ def test_a_big_compressed_answer_is_decompressed_ahead_on_its_own_thread() -> No
     while threading.active_count() > before and time.monotonic() < end:
         time.sleep(0.05)
     assert threading.active_count() == before
+
+
+def test_an_answer_not_in_the_shape_is_given_up_early_not_gathered() -> None:
+    read = 0
+
+    def pieces(head: bytes) -> Iterator[bytes]:
+        nonlocal read
+        yield head
+        for _ in range(200):  # 200 MB, were it all read
+            read += 1
+            yield b" " * (1 << 20)
+
+    assert scan_pieces(pieces(b'{"status":"success",'), ("jobid",)) is None
+    assert read <= 2
+    read = 0
+    start = b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{"jobid":"'
+    assert scan_pieces(pieces(start), ("jobid",)) is None
+    assert read <= 9

@@ -30,6 +30,11 @@ from prometheus_cluster_exporter.records import Packed
 
 #: Bytes of a whole answer taken apart at a time (``scan_vector``).
 SLICE = 1 << 20
+#: Where the samples must have begun, and the most held without a whole sample: past
+#: these, the answer is not in the shape (a sample is never megabytes long) and goes to
+#: the general parsers, which the size cap bounds.
+MAX_HEAD = 1 << 16
+MAX_HELD = 1 << 23
 #: What the separators are replaced with, and what joins the ids of a slice: neither may
 #: be in an answer taken apart (JSON writes control characters escaped).
 _MARK, _JOIN = b"\x01", b"\x00"
@@ -130,7 +135,7 @@ def scan_pieces(
     buf = b""
     while buf.find(_RESULT) < 0:
         piece = next(stream, None)
-        if piece is None:
+        if piece is None or len(buf) > MAX_HEAD:
             return None
         buf += piece
     start = buf.find(_RESULT) + len(_RESULT)
@@ -155,7 +160,7 @@ def scan_pieces(
                     return None
                 buf = buf[cut + len(_END) + 1 :]
         piece = next(stream, None)
-        if piece is None:
+        if piece is None or len(buf) > MAX_HELD:
             return None
         buf += piece
 
