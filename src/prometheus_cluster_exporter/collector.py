@@ -46,7 +46,6 @@ from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
 from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
 from prometheus_cluster_exporter.problems import ProblemLog
 from prometheus_cluster_exporter.records import (
-    Answer,
     IdentitySource,
     JobLookup,
     JobSource,
@@ -188,7 +187,7 @@ class ClusterCollector:
         for query, pending in ((METADATA, metadata), (READ, read), (WRITE, write)):
             answer = pending.outcome.value
             if answer is not None:
-                scrape.answers[query] = self._columns(query, answer.items)
+                scrape.rows[query] = answer.items
         if squeue.outcome.value is not None:
             scrape.jobs = self.recent_jobs.update(squeue.outcome.value.items)
         if passwd.outcome.value is not None:
@@ -196,10 +195,21 @@ class ClusterCollector:
         if group.outcome.value is not None:
             scrape.groups = group.outcome.value.items
 
-    def _columns(self, query: Query, items: Answer) -> Rates:
-        if isinstance(items, Rates):
-            return items
-        return columns_of(items, fam.extra_labels(query, self.fs_label))
+    def _columns(self, scrape: ScrapeState, deadline: float) -> None:
+        """Answers given as rows (``JobidRate``/``TargetRate``) into columns, a chunk at a
+        time: an answer not in columns by the deadline is dropped (its query fails)."""
+        for query, items in scrape.rows.items():
+            if isinstance(items, Rates):
+                scrape.answers[query] = items
+                continue
+            extra = fam.extra_labels(query, self.fs_label)
+            scrape.answers[query] = Rates()
+            try:
+                for chunk in paced(items, deadline, TOO_LATE, CHUNK):
+                    scrape.answers[query].extend(columns_of(chunk, extra))
+            except Late:
+                scrape.too_late(query)
+        scrape.rows.clear()
 
     def _classify(self, scrape: ScrapeState) -> None:
         """Find the ids that need parsing (and the unknown plain numbers), then parse each
@@ -208,6 +218,7 @@ class ClusterCollector:
         numbers = scrape.numbers if self.job_lookup is not None else None
         to_parse: Set[str] = set()
         deadline = scrape.build_deadline()
+        self._columns(scrape, deadline)
         try:
             columns = [c for rates in scrape.answers.values() for c in rates]
             for piece in attr.pieces(columns, CHUNK):

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from prometheus_cluster_exporter.families import QUERIES, Query
 from prometheus_cluster_exporter.jobid import Ref
-from prometheus_cluster_exporter.records import Parsed, PasswdEntry, Rates, SlurmJob
+from prometheus_cluster_exporter.records import Answer, Parsed, PasswdEntry, Rates, SlurmJob
 from prometheus_cluster_exporter.runner import SourceOutcome
 
 # Source names as they appear in logs (the queries' are in ``families.QUERIES``).
@@ -47,6 +47,8 @@ class ScrapeState:
     deadline: float
     hard_end: float
     outcomes: Dict[str, SourceOutcome[Any]] = field(default_factory=dict)
+    #: The answers as the sources gave them, then in columns.
+    rows: Dict[Query, Answer] = field(default_factory=dict)
     answers: Dict[Query, Rates] = field(default_factory=dict)
     #: The parsed ids: those that are not plain numbers (or all, for other grammars).
     refs: Dict[str, Ref] = field(default_factory=dict)
