@@ -92,7 +92,6 @@ K = TypeVar("K")
 V = TypeVar("V")
 Extra = Tuple[str, ...]
 Key = Tuple[str, ...]
-Row = Tuple[Key, float]
 
 
 #: Kinds of owner.

@@ -30,24 +30,12 @@ from prometheus_cluster_exporter.metrics import (
     RowFamily,
     Rows,
 )
-from prometheus_cluster_exporter.records import JobidRate, TargetRate
+from prometheus_cluster_exporter.records import fs_extra, fs_target_extra, target_extra
 
 FS = "fs"
 
 #: The labels a record adds after its owner's (see ``attribution.attribute``).
 ExtraLabels = Callable[[Any], Tuple[str, ...]]
-
-
-def _fs(row: JobidRate) -> Tuple[str, ...]:
-    return (row.fs,)
-
-
-def _target(row: TargetRate) -> Tuple[str, ...]:
-    return (row.target,)
-
-
-def _target_fs(row: TargetRate) -> Tuple[str, ...]:
-    return (row.target, row.fs)
 
 
 class Query(NamedTuple):
@@ -69,11 +57,17 @@ METADATA = Query(
     JOB_METADATA,
     PROC_METADATA,
     UNATTRIBUTED_METADATA,
-    _target,
-    _target_fs,
+    target_extra,
+    fs_target_extra,
 )
 READ = Query(
-    "read query", "build_read_throughput_metrics", JOB_READ, PROC_READ, UNATTRIBUTED_READ, None, _fs
+    "read query",
+    "build_read_throughput_metrics",
+    JOB_READ,
+    PROC_READ,
+    UNATTRIBUTED_READ,
+    None,
+    fs_extra,
 )
 WRITE = Query(
     "write query",
@@ -82,7 +76,7 @@ WRITE = Query(
     PROC_WRITE,
     UNATTRIBUTED_WRITE,
     None,
-    _fs,
+    fs_extra,
 )
 #: In the order their families are exposed.
 QUERIES = (METADATA, READ, WRITE)

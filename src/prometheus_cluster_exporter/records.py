@@ -132,6 +132,21 @@ def columns_of(rows: Iterable[R], extra_of: Optional[Callable[[R], Tuple[str, ..
     return Rates(RateColumn(extra, ids, values) for extra, (ids, values) in groups.items())
 
 
+def fs_extra(row: JobidRate) -> Tuple[str, ...]:
+    """The labels after the owner's of a throughput row with ``--metrics.fs-label``."""
+    return (row.fs,)
+
+
+def target_extra(row: TargetRate) -> Tuple[str, ...]:
+    """The labels after the owner's of a metadata row."""
+    return (row.target,)
+
+
+def fs_target_extra(row: TargetRate) -> Tuple[str, ...]:
+    """The labels after the owner's of a metadata row with ``--metrics.fs-label``."""
+    return (row.target, row.fs)
+
+
 class SlurmJob(NamedTuple):
     """A job as listed by squeue (``%A %a %u``)."""
 

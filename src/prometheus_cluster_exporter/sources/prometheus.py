@@ -25,6 +25,9 @@ from prometheus_cluster_exporter.records import (
     Rates,
     TargetRate,
     columns_of,
+    fs_extra,
+    fs_target_extra,
+    target_extra,
 )
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
 from prometheus_cluster_exporter.sources.promscan import scan_pieces
@@ -128,7 +131,7 @@ class PrometheusLustreSource:
         body = answer.whole()
         del answer
         return _as_columns(
-            self._decode_jobid_rates(body, deadline, what), _fs if q.fs_label else None
+            self._decode_jobid_rates(body, deadline, what), fs_extra if q.fs_label else None
         )
 
     def _decode_jobid_rates(
@@ -171,7 +174,7 @@ class PrometheusLustreSource:
         body = answer.whole()
         del answer
         rows = self._decode_target_rates(body, deadline, what)
-        return _as_columns(rows, _target_fs if q.fs_label else _target)
+        return _as_columns(rows, fs_target_extra if q.fs_label else target_extra)
 
     def _decode_target_rates(
         self, body: bytes, deadline: float, what: str
@@ -189,18 +192,6 @@ class PrometheusLustreSource:
         return parse_target_vector(
             payload, q.jobid_label, q.target_label, q.mdt_target_regex, what, deadline
         )
-
-
-def _fs(row: JobidRate) -> Tuple[str, ...]:
-    return (row.fs,)
-
-
-def _target(row: TargetRate) -> Tuple[str, ...]:
-    return (row.target,)
-
-
-def _target_fs(row: TargetRate) -> Tuple[str, ...]:
-    return (row.target, row.fs)
 
 
 def _as_columns(
