@@ -67,7 +67,7 @@ def run(rows, jobs=JOBS, users=USERS, groups=GROUPS, grammar=GRAMMAR):  # type: 
     listed = known if grammar.numbers_are_jobs else None
     table = attr.owner_table(refs, jobs, users, groups, listed)
     result = attribute(columns, table)
-    lost = attr.lost_ids(table, refs) + [(table.owners[0][1][0], n) for n in numbers]
+    lost = attr.lost_ids(table, refs) + [(table.labels[0][0], n) for n in numbers]
     result.lost = sorted(lost)  # type: ignore[attr-defined]
     return result
 
@@ -213,6 +213,7 @@ odd_number = st.one_of(
 
 @settings(max_examples=400)
 @example([("cp.1001", "", 1.0), ("01", "", 2.0)], True, True, GRAMMAR)  # a zero not first
+@example([("01", "", 2.0), ("cp.1001", "", 1.0)], True, True, GRAMMAR)  # a zero first
 @given(
     st.lists(
         st.tuples(

@@ -84,7 +84,7 @@ OWNERS = [
 
 def answer(sums: dict) -> Attribution:  # type: ignore[type-arg]
     """An attribution over OWNERS: extra labels -> {owner number: value}."""
-    result = Attribution(OWNERS)
+    result = Attribution([kind for kind, _ in OWNERS], [key for _, key in OWNERS])
     result.sums = sums
     return result
 

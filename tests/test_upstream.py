@@ -294,3 +294,22 @@ def test_a_skewed_server_clock_shifts_the_evaluation_time() -> None:
     sent = [float(r.split(b"time=")[1].split(b"&")[0].split(b" ")[0]) for r in requests]
     assert sent[0] == 1_000_000.0  # the offset is learnt from the first answer
     assert 1_003_590 < sent[1] < 1_003_610
+
+
+def test_an_error_answer_gives_its_message_and_only_the_start_of_it(
+    fake_prometheus: FakePrometheus,
+) -> None:
+    message = b'{"status":"error","errorType":"bad_data","error":"parse error at char 7"}'
+    fake_prometheus.set(
+        "read", gzip.compress(message), status=400, headers={"Content-Encoding": "gzip"}
+    )
+    client = PrometheusClient(fake_prometheus.url)
+    with pytest.raises(SourceError, match="answered HTTP 400: parse error at char 7"):
+        client.query(READ_QUERY, time.monotonic() + 30, "read query")
+    # 100 MB of error page that compresses to 100 KB: only its start is read and shown.
+    fake_prometheus.set(
+        "read", gzip.compress(b"x" * 100_000_000), status=502, headers={"Content-Encoding": "gzip"}
+    )
+    with pytest.raises(SourceError) as failed:
+        client.query(READ_QUERY, time.monotonic() + 30, "read query")
+    assert "answered HTTP 502: xxx" in str(failed.value) and len(str(failed.value)) < 400

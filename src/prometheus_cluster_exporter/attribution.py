@@ -142,26 +142,25 @@ def owners(
 
 def lost_ids(table: OwnerTable, refs: Iterable[str]) -> List[Tuple[str, str]]:
     """(reason, jobid) of every parsed id (``refs``) nobody could be named for."""
-    number_of, owners_ = table.number_of, table.owners
+    number_of, kinds, labels = table.number_of, table.kinds, table.labels
     lost = []
     for jobid in refs:
-        kind, key = owners_[number_of[jobid]]
-        if kind == LOST:
-            lost.append((key[0], jobid))
+        number = number_of[jobid]
+        if kinds[number] == LOST:
+            lost.append((labels[number][0], jobid))
     return lost
 
 
 class OwnerTable(NamedTuple):
     """Who every jobid of a scrape belongs to, as small numbers.
 
-    ``number_of`` maps a jobid to its owner's number in ``owners``. A jobid it does not hold
-    is a plain canonical number that no job listing knows: owner 0 (``unknown_job``, or
-    ``jobs_unavailable`` when squeue failed).
+    ``number_of`` maps a jobid to its owner's number: owner ``n`` is of kind ``kinds[n]``
+    (JOB, PROC or LOST) with label values ``labels[n]``. A jobid ``number_of`` does not
+    hold is a plain canonical number that no job listing knows: owner 0 (``unknown_job``,
+    or ``jobs_unavailable`` when squeue failed).
     """
 
     number_of: Dict[str, int]
-    owners: List[Owner]
-    #: Each owner's kind and label values, apart (what attribution and rendering read).
     kinds: List[int]
     labels: List[Key]
 
@@ -184,9 +183,7 @@ def owner_table(
             number_of[jobid] = numbers.setdefault(owner, len(numbers))
     for jobid, owner in owners(refs, jobs, users, groups).items():
         number_of[jobid] = numbers.setdefault(owner, len(numbers))
-    return OwnerTable(
-        number_of, list(numbers), [k for k, _ in numbers], [key for _, key in numbers]
-    )
+    return OwnerTable(number_of, [k for k, _ in numbers], [key for _, key in numbers])
 
 
 class Attribution:
@@ -198,20 +195,14 @@ class Attribution:
     ``(reason, *extra)``; ``jobs``, ``procs`` and ``unattributed`` as dicts.
     """
 
-    def __init__(
-        self,
-        owners: Sequence[Owner] = ((LOST, (UNKNOWN_JOB,)),),
-        kinds: Optional[List[int]] = None,
-        labels: Optional[List[Key]] = None,
-    ) -> None:
-        self.owners = owners
-        self.kinds = [k for k, _ in owners] if kinds is None else kinds
-        self.labels = [key for _, key in owners] if labels is None else labels
+    def __init__(self, kinds: List[int], labels: List[Key]) -> None:
+        self.kinds = kinds
+        self.labels = labels
         self.sums: Dict[Extra, Dict[int, float]] = {}
 
     @classmethod
     def of(cls, table: OwnerTable) -> Attribution:
-        return cls(table.owners, table.kinds, table.labels)
+        return cls(table.kinds, table.labels)
 
     def rows(self, kind: int) -> OwnerRows:
         """The rows of owners of ``kind`` (JOB, PROC or LOST)."""

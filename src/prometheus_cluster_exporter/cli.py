@@ -28,7 +28,6 @@ from prometheus_cluster_exporter.wiring import (
     build_collector,
     build_sources,
     check_sources,
-    metrics_page,
 )
 
 log = logging.getLogger("prometheus_cluster_exporter")
@@ -54,7 +53,7 @@ def reload(config: Config, server: ExporterServer) -> None:
 
 def once(collector: ClusterCollector) -> int:
     """--once: one collect to standard output; 0 only if scrape_ok is 1."""
-    sys.stdout.buffer.write(metrics_page(collector, process_metrics=False)())
+    sys.stdout.buffer.write(MetricsPage(collector, process_metrics=False)())
     sys.stdout.flush()
     collector.close()
     return 0 if collector.last is not None and collector.last.ok else 1
@@ -126,7 +125,7 @@ def serve(
 ) -> int:
     """Serve the metrics and the status page until SIGTERM or SIGINT."""
     try:
-        server = listen(config, metrics_page(collector), web)
+        server = listen(config, MetricsPage(collector), web)
     except OSError as exc:
         where = f"{config.listen_host or '*'}:{config.port}"
         print(f"{PROG}: error: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)

@@ -78,18 +78,19 @@ def split_ids(
     # Odd numbers (non-ASCII digits, a leading zero, cut by Lustre) are rare: one look
     # at all the ids at once tells whether there is any.
     joined = "\x00".join(ids)
-    if (
+    odd = not (
         joined.isascii()
         and not joined.startswith("0")
         and joined.find("\x000") < 0
         and max(map(len, ids)) < JOBID_MAX_BYTES
-    ):
-        if not numbers_wanted:
-            return [], others
-        return list(filterfalse(known.__contains__, filter(str.isdigit, ids))), others
+    )
+    if not (odd or numbers_wanted):
+        return [], others
     numbers = list(filterfalse(known.__contains__, filter(str.isdigit, ids)))
-    others.extend(n for n in numbers if not canonical(n))
-    return ([n for n in numbers if canonical(n)] if numbers_wanted else []), others
+    if odd:
+        others.extend(n for n in numbers if not canonical(n))
+        numbers = [n for n in numbers if canonical(n)]
+    return (numbers if numbers_wanted else []), others
 
 
 def ids_to_parse(

@@ -21,22 +21,22 @@ class OwnerRows(Collection[Row]):
 
     def __init__(
         self,
-        keys: Sequence[Tuple[str, ...]],
+        labels_of: Sequence[Tuple[str, ...]],
         kinds: Sequence[int],
         kind: int,
         sums: Mapping[Tuple[str, ...], Mapping[int, float]],
     ) -> None:
-        self.labels_of = keys
+        self.labels_of = labels_of
         self.kinds = kinds
         self.kind = kind
         self.sums = sums
 
     def __iter__(self) -> Iterator[Row]:
-        keys, kinds, kind = self.labels_of, self.kinds, self.kind
+        labels_of, kinds, kind = self.labels_of, self.kinds, self.kind
         for extra, values in self.sums.items():
             for n, value in values.items():
                 if kinds[n] == kind:
-                    yield keys[n] + extra, value
+                    yield labels_of[n] + extra, value
 
     def __len__(self) -> int:
         kinds = self.kinds

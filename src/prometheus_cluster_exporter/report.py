@@ -69,7 +69,7 @@ def top_consumers(
     answers = [r for r in (read, write) if r is not None]
     if not answers:
         return []
-    owners, kinds = answers[0].owners, answers[0].kinds
+    kinds, labels = answers[0].kinds, answers[0].labels
     totals = [_per_owner(r) for r in answers]
     both = dict(totals[0])
     for number, value in totals[-1].items() if len(totals) > 1 else ():
@@ -77,10 +77,10 @@ def top_consumers(
     named = [n for n in both if kinds[n] != LOST]
     rows = []
     for number in heapq.nlargest(count, named, key=both.__getitem__):
-        kind, key = owners[number]
+        key = labels[number]
         r = totals[0].get(number, 0.0) if read is not None else 0.0
         w = totals[-1].get(number, 0.0) if write is not None else 0.0
-        if kind == JOB:
+        if kinds[number] == JOB:
             rows.append(Consumer("job", f"{key[0]} / {key[1]}", r, w))
         else:
             rows.append(Consumer("process", f"{key[0]} ({key[2]}, {key[1]})", r, w))

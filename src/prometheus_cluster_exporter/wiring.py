@@ -165,10 +165,6 @@ class MetricsPage:
             return render_gzip(families, generate_latest(self.own))
 
 
-def metrics_page(collector: ClusterCollector, process_metrics: bool = True) -> MetricsPage:
-    return MetricsPage(collector, process_metrics)
-
-
 def check_sources(sources: Sources, timeout: float) -> List[str]:
     """Problems with the sources (for --check-config): commands that are not there, a
     query API that does not answer a trivial query within ``timeout``."""

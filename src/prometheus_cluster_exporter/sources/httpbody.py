@@ -23,6 +23,10 @@ from prometheus_cluster_exporter.jsonutil import DecodeError, loads
 _CHUNK = 1 << 20
 
 
+def _encoding(response: http.client.HTTPResponse) -> str:
+    return (response.getheader("Content-Encoding") or "identity").strip().lower()
+
+
 def _decoder(encoding: str, what: str) -> Any:
     if encoding in ("identity", ""):
         return None
@@ -125,7 +129,7 @@ class Body:
 def receive(response: http.client.HTTPResponse, limit: int, what: str) -> Body:
     """The body as it arrives; only checks the encoding and that the received bytes stay
     within ``limit`` (0: no limit): decoded, they can only be more."""
-    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+    encoding = _encoding(response)
     _decoder(encoding, what)
     chunks: List[bytes] = []
     size = 0
@@ -139,46 +143,14 @@ def receive(response: http.client.HTTPResponse, limit: int, what: str) -> Body:
             raise SourceError(f"{what}: answer exceeds --max-response-bytes={limit}; abandoned")
 
 
-def read_body(
-    response: http.client.HTTPResponse, limit: int, what: str, truncate: bool = False
-) -> bytes:
-    """The decoded body; never more than ``limit`` decoded bytes are held (0: no limit)."""
-    encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
-    decoder = _decoder(encoding, what)
-    chunks: List[bytes] = []
-    size = 0
-    step = min(limit + 1, _CHUNK) if limit else _CHUNK
-
-    def add(data: bytes) -> bool:
-        nonlocal size
-        chunks.append(data)
-        size += len(data)
-        return bool(limit) and size > limit
-
-    finished = False
-    while not finished:
-        raw = response.read1(_CHUNK)
-        if not raw:
-            finished = True
-            raw = decoder.flush() if decoder is not None else b""
-            if decoder is not None and add(raw):
-                break
-            continue
-        if decoder is None:
-            if add(raw):
-                break
-            continue
-        over = False
-        while raw and not over:
-            over = add(decoder.decompress(raw, step))
-            raw = decoder.unconsumed_tail
-        if over:
+def error_body(response: http.client.HTTPResponse, limit: int, what: str) -> bytes:
+    """At most ``limit`` bytes of an error answer, decoded: enough for its message."""
+    out = b""
+    for data in Body([response.read(limit)], _encoding(response), 0, what).pieces():
+        out += data
+        if len(out) >= limit:
             break
-    else:
-        return b"".join(chunks)
-    if truncate:
-        return b"".join(chunks)[:limit]
-    raise SourceError(f"{what}: answer exceeds --max-response-bytes={limit}; abandoned")
+    return out[:limit]
 
 
 def error_text(body: bytes) -> str:

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.credentials import TokenFile, basic_auth_header
 from prometheus_cluster_exporter.errors import SourceError
-from prometheus_cluster_exporter.sources.httpbody import Body, error_text, read_body, receive
+from prometheus_cluster_exporter.sources.httpbody import Body, error_body, error_text, receive
 from prometheus_cluster_exporter.upstream import ServerURL, parse_server_url
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ class PrometheusClient:
             response = connection.getresponse()
             self._note_clock(response)
             if response.status != 200:
-                text = error_text(read_body(response, _ERROR_BODY_BYTES, what, truncate=True))
+                text = error_text(error_body(response, _ERROR_BODY_BYTES, what))
                 raise SourceError(
                     f"{what}: {self.display_url} answered HTTP {response.status}{text}"
                 )

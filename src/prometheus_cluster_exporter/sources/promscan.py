@@ -7,15 +7,14 @@ every sample evaluated at the same instant::
     {"metric":{"jobid":"4242","target":"scratch-MDT0000"},"value":[1733090000.123,"12"]},...]}}
 
 Between two label values (and between the last one and the value) there is always the
-same text, so the answer is cut into slices of about a megabyte at sample boundaries and
-each slice is taken apart with a few byte-string replaces and one split, all in C: no
-Python object per sample but the strings and floats that are kept, one column per label
-and one for the values. A slice is only accepted when every separator was found in the
-expected order (checked on the slice's marker bytes) and no quote or backslash is left
-over: any other shape (escapes, other labels, extra whitespace, a second timestamp)
-makes ``scan_vector`` return None, and the caller decodes the answer with the general
-parsers instead, which accept every valid answer and skip malformed samples one by one.
-"""
+same text, so the answer, taken in pieces as it is decompressed, is cut at sample
+boundaries and each slice is taken apart with a few string replaces and one split, all
+in C: no Python object per sample survives a slice. The jobids are kept packed
+(``records.Packed``), the values in an array. A slice is only accepted when no quote or
+backslash is left over and every sample ends exactly where a separator was found; any
+other shape (escapes, other labels, extra whitespace, a second timestamp) makes
+``scan_pieces`` return None, and the caller decodes the answer with the general parsers
+instead, which accept every valid answer and skip malformed samples one by one."""
 
 from __future__ import annotations
 

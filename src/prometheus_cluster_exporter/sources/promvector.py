@@ -18,7 +18,7 @@ import math
 import re
 from array import array
 from itertools import compress
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, cast
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import DecodeError, VectorDecoder, loads
@@ -220,37 +220,38 @@ def fast_target_rates(
     return checked(rates, skipped, what)
 
 
-def _finite(ids: Sequence[str], values: Sequence[float], what: str) -> Tuple[Any, Any, int]:
-    """The rows whose value is a finite number, and how many were not."""
-    total = sum(values)
+def _finite(columns: Columns, what: str) -> Tuple[Sequence[str], List[Sequence[str]], Any, int]:
+    """(ids, other labels, values) of the rows whose value is a finite number, and how
+    many were not."""
+    total = sum(columns.values)
     if total - total == 0:
-        return ids, values, 0
-    keep = [value - value == 0 for value in values]
-    for jobid, value, ok in zip(ids, values, keep):
+        return columns.ids, list(columns.labels), columns.values, 0
+    keep = [value - value == 0 for value in columns.values]
+    for jobid, value, ok in zip(columns.ids, columns.values, keep):
         if not ok:
             log.debug("%s: skipping jobid %.80r with value %r", what, jobid, value)
-    return list(compress(ids, keep)), array("d", compress(values, keep)), keep.count(False)
+    labels: List[Sequence[str]] = [list(compress(label, keep)) for label in columns.labels]
+    values = array("d", compress(columns.values, keep))
+    return list(compress(columns.ids, keep)), labels, values, keep.count(False)
 
 
 def scanned_jobid_rates(columns: Columns, with_fs: bool, what: str) -> Parsed[Rates]:
     """Rates from a scanned ``sum by(jobid)`` answer (labels: jobid, or jobid and fs)."""
-    ids, values, skipped = _finite(columns.ids, columns.values, what)
+    ids, labels, values, skipped = _finite(columns, what)
     if not with_fs:
         return checked(Rates([RateColumn((), ids, values)] if len(ids) else []), skipped, what)
-    groups = grouped(ids, columns.labels[0] if skipped == 0 else _kept(columns, 0), values)
-    rates = Rates(RateColumn((fs,), i, v) for fs, (i, v) in groups.items())
-    return checked(rates, skipped, what)
+    groups = grouped(ids, labels[0], values)
+    return checked(Rates(RateColumn((fs,), i, v) for fs, (i, v) in groups.items()), skipped, what)
 
 
 def scanned_target_rates(
     columns: Columns, target_regex: str, with_fs: bool, what: str
 ) -> Parsed[Rates]:
     """Rates from a scanned ``sum by(target, jobid)`` answer (MDT targets only)."""
-    ids, values, skipped = _finite(columns.ids, columns.values, what)
-    targets = columns.labels[0] if skipped == 0 else _kept(columns, 0)
+    ids, labels, values, skipped = _finite(columns, what)
     fs_of = _TargetFilter(target_regex)
     rates = Rates()
-    for target, (i, v) in grouped(ids, targets, values).items():
+    for target, (i, v) in grouped(ids, labels[0], values).items():
         fs = fs_of[target]
         if fs is None:
             skipped += len(i)
@@ -260,20 +261,14 @@ def scanned_target_rates(
     return checked(rates, skipped, what)
 
 
-def _kept(columns: Columns, label: int) -> List[str]:
-    """Label ``label`` (after the first) of the rows with a finite value."""
-    return [x for x, v in zip(columns.labels[label], columns.values) if v - v == 0]
-
-
 def grouped(
     ids: Sequence[str], keys: Sequence[str], values: Sequence[float]
 ) -> Dict[str, Tuple[Sequence[str], Sequence[float]]]:
     """ids and values split by ``keys`` (few distinct: targets, filesystems)."""
     if not keys:
         return {}
-    first = keys[0]
-    if keys.count(first) == len(keys):
-        return {first: (ids, values)}
+    if keys.count(keys[0]) == len(keys):
+        return {keys[0]: (ids, values)}
     out: Dict[str, Tuple[List[str], List[float]]] = {}
     for key, jobid, value in zip(keys, ids, values):
         group = out.get(key)
@@ -281,4 +276,4 @@ def grouped(
             group = out[key] = ([], [])
         group[0].append(jobid)
         group[1].append(value)
-    return dict(out)
+    return cast(Dict[str, Tuple[Sequence[str], Sequence[float]]], out)
