@@ -9,9 +9,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from prometheus_cluster_exporter.collector import SKIP_WARNING, ClusterCollector
+from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.exposition import render
+from prometheus_cluster_exporter.guard import SKIP_WARNING
 from prometheus_cluster_exporter.jobid import JobidGrammar, Ref
 from prometheus_cluster_exporter.records import (
     JobidRate,

@@ -8,16 +8,18 @@ listening socket, signals and shutdown.
 from __future__ import annotations
 
 import logging
+import shlex
 import signal
 import sys
 import threading
 from typing import List, Optional
 
 from prometheus_cluster_exporter import __version__
-from prometheus_cluster_exporter.collector import ClusterCollector
 from prometheus_cluster_exporter.config import Config, ConfigError
 from prometheus_cluster_exporter.flags import CHECK, ONCE, PROG, parse_args
+from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.http import ExporterServer
+from prometheus_cluster_exporter.joinrules import render_rules
 from prometheus_cluster_exporter.logs import setup_logging
 from prometheus_cluster_exporter.memory import limit_malloc_arenas
 from prometheus_cluster_exporter.status import config_summary, render_status_page
@@ -28,7 +30,11 @@ from prometheus_cluster_exporter.wiring import (
     build_collector,
     build_sources,
     check_sources,
+    join_plan,
 )
+
+#: Flags whose values are not repeated in the rules' header.
+_SECRET_FLAGS = ("--promserver", "-promserver")
 
 log = logging.getLogger("prometheus_cluster_exporter")
 
@@ -51,7 +57,7 @@ def reload(config: Config, server: ExporterServer) -> None:
     log.info("Received SIGHUP: re-read %s; flags need a restart", config.web_config_file)
 
 
-def once(collector: ClusterCollector) -> int:
+def once(collector: GuardedCollector) -> int:
     """--once: one collect to standard output; 0 only if scrape_ok is 1."""
     sys.stdout.buffer.write(MetricsPage(collector, process_metrics=False)())
     sys.stdout.flush()
@@ -84,6 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from prometheus_cluster_exporter import simulate
 
         return simulate.main(args[1:])
+    if args[:1] == ["rules"]:
+        return print_rules(args[1:])
     invocation = parse_args(args)
     mode, config = invocation.mode, invocation.config
     arenas_limited = limit_malloc_arenas()  # before any thread starts
@@ -107,6 +115,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     return serve(config, sources, collector, web)
 
 
+def print_rules(args: List[str]) -> int:
+    """``rules [flags]``: join mode's recording rules for these flags, on standard output."""
+    config = parse_args(args, rules=True).config
+    shown = " ".join(shlex.quote(arg) for arg in args if not arg.startswith(_SECRET_FLAGS))
+    header = (
+        f"Recording rules of {PROG} --mode=join (version {__version__}), printed by",
+        f"  {PROG} rules {shown}".rstrip(),
+        "They record cluster_job_*, cluster_proc_* and cluster_unattributed_* under the",
+        "names and labels of direct mode, from the Lustre series and the exporter's",
+        "cluster_job_info and cluster_user_info: load them where both are stored",
+        "(Prometheus rule_files, Thanos Ruler, Mimir's ruler, vmalert -rule).",
+        "",
+    )
+    sys.stdout.write(render_rules(join_plan(config), header))
+    return 0
+
+
 def check(config: Config, sources: Sources) -> int:
     """--check-config: the commands exist, the query API answers, the collector can be
     built."""
@@ -121,7 +146,7 @@ def check(config: Config, sources: Sources) -> int:
 
 
 def serve(
-    config: Config, sources: Sources, collector: ClusterCollector, web: Optional[WebConfig]
+    config: Config, sources: Sources, collector: GuardedCollector, web: Optional[WebConfig]
 ) -> int:
     """Serve the metrics and the status page until SIGTERM or SIGINT."""
     try:

@@ -23,15 +23,14 @@ The collector keeps the scrape guard and these steps; it knows the sources only 
 interfaces (``records``). Running the calls is ``runner``'s, attributing is
 ``attribution``'s, building families is ``families``'s and the report is ``report``'s.
 
-Only one collect runs at a time. A scrape that arrives while one is running is answered
-at once with ``cluster_exporter_scrape_ok 0`` and the warning
+Only one collect runs at a time (``guard``): a scrape that arrives while one is running
+is answered at once with ``cluster_exporter_scrape_ok 0`` and the warning
 ``Collect is still active... - Skipping now``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Dict, List, Optional, Set
 
@@ -40,7 +39,7 @@ from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter import idsort
 from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
-from prometheus_cluster_exporter.gcpause import gc_paused
+from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
 from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
 from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
@@ -54,7 +53,7 @@ from prometheus_cluster_exporter.records import (
     columns_of,
 )
 from prometheus_cluster_exporter.report import ScrapeReport, SourceStatus, top_consumers
-from prometheus_cluster_exporter.runner import SourceRunner, log_outcomes
+from prometheus_cluster_exporter.runner import log_outcomes
 from prometheus_cluster_exporter.scrapestate import (
     BUILD_SECONDS,
     GROUP,
@@ -70,13 +69,11 @@ from prometheus_cluster_exporter.scrapestate import (
 
 log = logging.getLogger(__name__)
 
-SKIP_WARNING = "Collect is still active... - Skipping now"
-
 #: Rows (or distinct jobids) classified or summed between two looks at the clock.
 CHUNK = 1 << 16
 
 
-class ClusterCollector:
+class ClusterCollector(GuardedCollector):
     """Collects the cluster's metrics: ``scrape()`` returns one collect's families."""
 
     def __init__(
@@ -91,40 +88,16 @@ class ClusterCollector:
         job_grace: float = 0.0,
         fs_label: bool = False,
     ) -> None:
+        super().__init__(timeout)
         self.lustre = lustre
         self.job_source = jobs
         self.identities = identities
         self.job_lookup = job_lookup
-        self.timeout = timeout
         self.grammar = grammar or JobidGrammar()
         self.parsed = idsort.ParseCache(self.grammar)
         self.recent_jobs = RecentJobs(job_grace)
         self.fs_label = fs_label
         self.problems = ProblemLog()
-        self._guard = threading.Lock()
-        self.runner = SourceRunner()
-        self.last: Optional[ScrapeReport] = None
-
-    def scrape(self) -> List[RowFamily]:
-        """One collect, as row families (see ``exposition.render``).
-
-        If a collect is already running, only ``cluster_exporter_scrape_ok 0``.
-        """
-        if not self._guard.acquire(blocking=False):
-            log.warning(SKIP_WARNING)
-            return [fam.scrape_ok_family(False)]
-        try:
-            with gc_paused():
-                return self._collect()
-        except Exception:
-            # A bug must cost this scrape's data, never the response.
-            log.exception("collect failed unexpectedly; answering with scrape_ok 0")
-            return [fam.scrape_ok_family(False)]
-        finally:
-            self._guard.release()
-
-    def close(self) -> None:
-        """Nothing to release: calls still running end at their deadline on their own."""
 
     # -- one collect ---------------------------------------------------------------------
 

@@ -25,8 +25,12 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?")
 LOG_LEVELS = ("ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
 LOG_FORMATS = FORMATS
 RATE_FUNCTIONS = ("irate", "rate")
+#: Where IO is attributed: here (direct) or by recording rules in the TSDB (join).
+DIRECT, JOIN = "direct", "join"
+MODES = (DIRECT, JOIN)
 
 _TIMERANGE = re.compile(r"[0-9]{1,3}[smhd]")
+_PROMQL_DURATION = re.compile(r"[1-9][0-9]{0,5}[smhd]")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
@@ -130,6 +134,9 @@ class Config:
     promserver_cert_file: Optional[str] = None
     promserver_key_file: Optional[str] = None
     promserver_insecure: bool = False
+    mode: str = DIRECT
+    #: How long join mode's rules keep an info series after its last scrape (PromQL).
+    info_lookback: str = "5m"
 
     def _check_upstream_auth(self) -> None:
         if self.promserver_password_file and not self.promserver_user:
@@ -268,3 +275,10 @@ class Config:
             raise ConfigError("--slurm.job-grace-period: must not be negative")
         if self.getent_cache_ttl < 0:
             raise ConfigError("--getent.cache-ttl: must not be negative")
+        if self.mode not in MODES:
+            raise ConfigError(f"--mode: expected direct or join, got {self.mode!r}")
+        if not _PROMQL_DURATION.fullmatch(self.info_lookback):
+            raise ConfigError(
+                "--join.info-lookback: expected a number and a unit s|m|h|d (e.g. 5m), "
+                f"got {self.info_lookback!r}"
+            )

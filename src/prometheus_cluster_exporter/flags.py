@@ -20,8 +20,10 @@ from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tupl
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.config import (
     JOB_GRACE_MARGIN,
+    JOIN,
     LOG_FORMATS,
     LOG_LEVELS,
+    MODES,
     RATE_FUNCTIONS,
     Config,
     ConfigError,
@@ -84,13 +86,14 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
-ORIGINAL, LOGGING, WEB, UPSTREAM, QUERIES, ATTRIBUTION, COMMANDS, OTHER = (
+ORIGINAL, LOGGING, WEB, UPSTREAM, QUERIES, ATTRIBUTION, SCALE, COMMANDS, OTHER = (
     "flags of the original exporter",
     "logging",
     "web",
     "upstream (Prometheus, Thanos, VictoriaMetrics) access",
     "queries",
     "attribution",
+    "large sites",
     "commands",
     "other",
 )
@@ -163,6 +166,13 @@ FLAGS: Tuple[Flag, ...] = (
          ATTRIBUTION, "DURATION", _duration("--getent.cache-ttl"), show=_seconds),
     Flag("metrics.fs-label", ("fs_label",), "add an fs label (the Lustre filesystem name) to "
          "the job, process and unattributed metrics", ATTRIBUTION, switch=True),
+    Flag("mode", ("mode",), "where IO is attributed: direct (here, from per-jobid rates) or "
+         "join (only cluster_job_info and cluster_user_info are exported; the recording "
+         "rules printed by 'prometheus-cluster-exporter rules' attribute in the TSDB) "
+         "(default {default})", SCALE, choices=MODES),
+    Flag("join.info-lookback", ("info_lookback",), "how long join mode's rules keep a job's "
+         "or user's info series after its last scrape (default {default})", SCALE,
+         "DURATION"),
     Flag("slurm.squeue-path", ("squeue_path",), "squeue executable (default: {default} on "
          "PATH)", COMMANDS, "PATH"),
     Flag("getent.path", ("getent_path",), "getent executable (default: {default} on PATH)",
@@ -199,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Prometheus exporter for Lustre IO throughput and metadata operations "
         "per Slurm account/user and per process name/user/group.",
-        epilog="other command: 'prometheus-cluster-exporter simulate --help', a synthetic "
-        "Lustre jobstats exporter whose counters grow at known rates (for trying "
-        "dashboards and checking the exporter against ground truth)",
+        epilog="other commands: 'prometheus-cluster-exporter rules [flags]' prints the "
+        "recording rules of --mode=join for these flags; 'prometheus-cluster-exporter "
+        "simulate --help', a synthetic Lustre jobstats exporter whose counters grow at "
+        "known rates (for trying dashboards and checking the exporter against ground truth)",
         allow_abbrev=False,
     )
     groups: Dict[str, Any] = {}
@@ -254,9 +265,14 @@ def go_booleans(argv: Sequence[str], parser: argparse.ArgumentParser) -> List[st
     return out
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> Invocation:
-    """Flags -> (mode, validated Config); exits 2 with one message on a bad flag."""
+def parse_args(argv: Optional[Sequence[str]] = None, rules: bool = False) -> Invocation:
+    """Flags -> (mode, validated Config); exits 2 with one message on a bad flag.
+
+    ``rules``: for the ``rules`` command, which takes the same flags but needs no
+    --promserver."""
     parser = build_parser()
+    if rules:
+        parser.prog = f"{PROG} rules"
     args = sys.argv[1:] if argv is None else argv
     given: Dict[str, Any] = vars(parser.parse_args(go_booleans(args, parser)))
     values: Dict[str, Any] = {}
@@ -282,7 +298,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Invocation:
         config = Config(**values)
         if mode.demo and config.promserver:
             raise ConfigError("--demo and --promserver exclude each other")
-        if not mode.demo and not config.promserver:
+        if mode.demo and config.mode == JOIN:
+            raise ConfigError("--demo and --mode=join exclude each other")
+        if not mode.demo and not config.promserver and not rules:
             raise ConfigError("--promserver is required (e.g. --promserver=http://prometheus:9090)")
     except ConfigError as exc:
         parser.error(str(exc))

@@ -137,6 +137,19 @@ UNATTRIBUTED_METADATA = MetricSpec(
     ("reason", "target"),
 )
 
+JOB_INFO = MetricSpec(
+    "cluster_job_info",
+    "A Slurm job the exporter knows (squeue, the grace period, sacct), for the join "
+    "mode rules; always 1.",
+    ("jobid", "account", "user"),
+)
+USER_INFO = MetricSpec(
+    "cluster_user_info",
+    "The user and primary group of a uid seen in process jobids, for the join mode "
+    "rules (group_name empty if the gid has no name); always 1.",
+    ("uid", "user_name", "group_name"),
+)
+
 ALL = (
     JOB_READ,
     JOB_WRITE,
@@ -151,4 +164,6 @@ ALL = (
     STAGE_SECONDS,
     BUILD_INFO,
     TIMEOUT_SECONDS,
+    JOB_INFO,
+    USER_INFO,
 )

@@ -234,3 +234,16 @@ class IdentitySource(Protocol):
     def lookup_users(self, uids: Sequence[int], deadline: float) -> Parsed[UserTable]: ...
 
     def lookup_groups(self, gids: Sequence[int], deadline: float) -> Parsed[GroupTable]: ...
+
+
+class OwnerQueries(Protocol):
+    """Join mode: what the TSDB knows of the Lustre ids, asked in small answers (one
+    sample per uid or per unknown job, never one per jobid)."""
+
+    def process_uids(self, deadline: float, at: Optional[float] = None) -> Parsed[List[int]]:
+        """The uids of process ids that have Lustre series."""
+        ...
+
+    def unknown_jobs(self, deadline: float, at: Optional[float] = None) -> Parsed[List[str]]:
+        """Slurm job ids with IO now that no ``cluster_job_info`` series names."""
+        ...

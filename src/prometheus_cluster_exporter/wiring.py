@@ -19,17 +19,22 @@ from prometheus_client.registry import CollectorRegistry
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.collector import ClusterCollector
-from prometheus_cluster_exporter.config import Config
+from prometheus_cluster_exporter.config import JOIN, Config
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.exposition import render, render_gzip
 from prometheus_cluster_exporter.gcpause import gc_paused
+from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar
+from prometheus_cluster_exporter.joincollector import JoinCollector
+from prometheus_cluster_exporter.joinrules import JoinPlan
 from prometheus_cluster_exporter.metrics import BUILD_INFO, TIMEOUT_SECONDS, RowFamily
+from prometheus_cluster_exporter.promql import LustreSeries
 from prometheus_cluster_exporter.records import (
     IdentitySource,
     JobLookup,
     JobSource,
     LustreSource,
+    OwnerQueries,
 )
 from prometheus_cluster_exporter.sources.identity import CachedIdentities
 from prometheus_cluster_exporter.upstream import redact_url
@@ -49,6 +54,8 @@ class Sources:
     commands: Tuple[Tuple[str, str], ...] = ()
     #: (flag, check) for --check-config: each check raises SourceError by its deadline.
     probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
+    #: Join mode's questions to the TSDB (None in direct mode).
+    owners: Optional[OwnerQueries] = None
 
     def close(self) -> int:
         """Kill the commands still running (at shutdown); how many there were."""
@@ -69,16 +76,9 @@ def build_sources(config: Config, demo: bool = False) -> Sources:
     return _cluster_sources(config)
 
 
-def _cluster_sources(config: Config) -> Sources:
-    from prometheus_cluster_exporter.sources.identity import GetentSource
-    from prometheus_cluster_exporter.sources.prometheus import (
-        LustreQueries,
-        PrometheusClient,
-        PrometheusLustreSource,
-    )
-    from prometheus_cluster_exporter.sources.slurm import CachedJobLookup, SacctSource, SqueueSource
-
-    queries = LustreQueries.build(
+def lustre_series(config: Config) -> LustreSeries:
+    """The site's Lustre series, as the queries and the rules see them."""
+    return LustreSeries(
         rate_function=config.rate_function,
         window=config.timerange,
         read_metric=config.read_metric,
@@ -89,6 +89,24 @@ def _cluster_sources(config: Config) -> Sources:
         mdt_target_regex=config.mdt_target_regex,
         fs_label=config.fs_label,
     )
+
+
+def join_plan(config: Config) -> JoinPlan:
+    """What join mode's rules (and the exporter's own two queries) are built from."""
+    return JoinPlan.build(lustre_series(config), config.jobid_formats, config.info_lookback)
+
+
+def _cluster_sources(config: Config) -> Sources:
+    from prometheus_cluster_exporter.sources.identity import GetentSource
+    from prometheus_cluster_exporter.sources.prometheus import (
+        LustreQueries,
+        PrometheusClient,
+        PrometheusLustreSource,
+    )
+    from prometheus_cluster_exporter.sources.promjoin import PrometheusOwnerQueries
+    from prometheus_cluster_exporter.sources.slurm import CachedJobLookup, SacctSource, SqueueSource
+
+    queries = LustreQueries.of(lustre_series(config))
     client = PrometheusClient(
         config.promserver or "",
         max_response_bytes=config.max_response_bytes,
@@ -110,6 +128,10 @@ def _cluster_sources(config: Config) -> Sources:
         job_lookup = CachedJobLookup(SacctSource(config.sacct_path, max_output=cap))
         commands.append(("--slurm.sacct-path", config.sacct_path))
     lustre = PrometheusLustreSource(client, queries)
+    owners = None
+    if config.mode == JOIN:
+        plan = join_plan(config)
+        owners = PrometheusOwnerQueries(client, plan.uids_query(), plan.unknown_jobs_query())
     return Sources(
         lustre,
         SqueueSource(config.squeue_path, json=config.squeue_json, max_output=cap),
@@ -118,15 +140,26 @@ def _cluster_sources(config: Config) -> Sources:
         f"Prometheus at {redact_url(config.promserver or '')}",
         tuple(commands),
         (("--promserver", lustre.probe),),
+        owners,
     )
 
 
-def build_collector(config: Config, sources: Sources) -> ClusterCollector:
+def build_collector(config: Config, sources: Sources) -> GuardedCollector:
     """A collector over the sources, with the configuration's attribution settings."""
+    identities = CachedIdentities(sources.identities, ttl=config.getent_cache_ttl)
+    if sources.owners is not None:
+        return JoinCollector(
+            sources.owners,
+            sources.jobs,
+            identities,
+            timeout=config.timeout,
+            job_lookup=sources.job_lookup,
+            job_grace=config.effective_job_grace,
+        )
     return ClusterCollector(
         sources.lustre,
         sources.jobs,
-        CachedIdentities(sources.identities, ttl=config.getent_cache_ttl),
+        identities,
         timeout=config.timeout,
         grammar=JobidGrammar(config.jobid_formats),
         job_lookup=sources.job_lookup,
@@ -143,7 +176,7 @@ class MetricsPage:
     configured timeout and the exporter's own process_*/python_* metrics; ``page()``
     as text, ``page.gzip()`` compressed as it is rendered."""
 
-    def __init__(self, collector: ClusterCollector, process_metrics: bool = True) -> None:
+    def __init__(self, collector: GuardedCollector, process_metrics: bool = True) -> None:
         self.collector = collector
         self.constant = [BUILD, RowFamily(TIMEOUT_SECONDS, [((), collector.timeout)])]
         self.own = CollectorRegistry(auto_describe=False)

@@ -16,7 +16,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -121,23 +121,33 @@ def ready(proc: Process, url: str, probe: str) -> tuple[Process, str]:
     return proc, url
 
 
+#: (job name, targets, scrape interval) of a further scrape job.
+ScrapeJob = Tuple[str, List[str], str]
+
+
 def scrape_config(
     targets: List[str],
     job: str = "lustre",
     interval: str = "1s",
     rule_files: List[str] = (),  # type: ignore[assignment]
+    more_jobs: Sequence[ScrapeJob] = (),
 ) -> str:
-    listed = ", ".join(f"'{t}'" for t in targets)
     rules = "".join(f"  - '{f}'\n" for f in rule_files)
     # evaluation_interval only with rules: VictoriaMetrics refuses the key.
     evaluation = f"  evaluation_interval: {interval}\n" if rules else ""
+    jobs = ""
+    for name, listed, every in ((job, targets, interval), *more_jobs):
+        jobs += (
+            f"  - job_name: {name}\n    honor_timestamps: true\n"
+            f"    scrape_interval: {every}\n    scrape_timeout: {every}\n"
+            f"    static_configs:\n      - targets: [{', '.join(repr(t) for t in listed)}]\n"
+        )
     return (
         f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
         + evaluation
         + (f"rule_files:\n{rules}" if rules else "")
         + "scrape_configs:\n"
-        f"  - job_name: {job}\n    honor_timestamps: true\n"
-        f"    static_configs:\n      - targets: [{listed}]\n"
+        + jobs
     )
 
 
@@ -147,11 +157,14 @@ def start_prometheus(
     job: str = "lustre",
     interval: str = "1s",
     rule_files: List[str] = (),  # type: ignore[assignment]
+    more_jobs: Sequence[ScrapeJob] = (),
+    port: Optional[int] = None,
 ) -> tuple[Process, str]:
     if shutil.which("prometheus") is None:
         unavailable("prometheus is not installed (Debian package prometheus)")
-    port = free_port()
-    (tmp / "prometheus.yml").write_text(scrape_config(targets, job, interval, rule_files))
+    port = port or free_port()
+    config = scrape_config(targets, job, interval, rule_files, more_jobs)
+    (tmp / "prometheus.yml").write_text(config)
     proc = Process(
         ["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
          f"--storage.tsdb.path={tmp / 'prom-data'}", f"--web.listen-address=127.0.0.1:{port}"],
@@ -160,11 +173,16 @@ def start_prometheus(
     return ready(proc, f"http://127.0.0.1:{port}", "/-/ready")
 
 
-def start_victoria_metrics(tmp: Path, targets: List[str]) -> tuple[Process, str]:
+def start_victoria_metrics(
+    tmp: Path,
+    targets: List[str],
+    more_jobs: Sequence[ScrapeJob] = (),
+    port: Optional[int] = None,
+) -> tuple[Process, str]:
     if shutil.which("victoria-metrics") is None:
         unavailable("victoria-metrics is not installed (Debian package victoria-metrics)")
-    port = free_port()
-    (tmp / "vm-scrape.yml").write_text(scrape_config(targets))
+    port = port or free_port()
+    (tmp / "vm-scrape.yml").write_text(scrape_config(targets, more_jobs=more_jobs))
     proc = Process(
         [
             "victoria-metrics",
@@ -177,6 +195,23 @@ def start_victoria_metrics(tmp: Path, targets: List[str]) -> tuple[Process, str]
         tmp / "victoria-metrics.log",
     )
     return ready(proc, f"http://127.0.0.1:{port}", "/health")
+
+
+def start_vmalert(tmp: Path, vm: str, rule_files: Sequence[str]) -> tuple[Process, str]:
+    """vmalert evaluating ``rule_files`` against VictoriaMetrics ``vm`` every 2 s,
+    writing the results back into it. Alerts go to a port nobody listens on (vmalert
+    refuses alerting rules without a notifier)."""
+    if shutil.which("vmalert") is None:
+        unavailable("vmalert is not installed (Debian package victoria-metrics)")
+    port = free_port()
+    proc = Process(
+        ["vmalert", *(f"-rule={f}" for f in rule_files), f"-datasource.url={vm}",
+         f"-remoteWrite.url={vm}", f"-remoteRead.url={vm}",
+         f"-httpListenAddr=127.0.0.1:{port}", "-evaluationInterval=2s",
+         f"-notifier.url=http://127.0.0.1:{free_port()}"],
+        tmp / "vmalert.log",
+    )  # fmt: skip
+    return ready(proc, f"http://127.0.0.1:{port}", "/-/healthy")
 
 
 def exporter_command() -> List[str]:

@@ -18,8 +18,8 @@ from typing import Callable, List, Optional, Tuple, TypeVar
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import vector_decoder
 from prometheus_cluster_exporter.pacing import check_deadline
+from prometheus_cluster_exporter.promql import FS_LABEL, LustreSeries
 from prometheus_cluster_exporter.records import (
-    FS_OF_TARGET,
     JobidRate,
     Parsed,
     Rates,
@@ -45,7 +45,6 @@ from prometheus_cluster_exporter.sources.promvector import (
 
 log = logging.getLogger(__name__)
 
-FS_LABEL = "fs"
 R = TypeVar("R")
 
 
@@ -75,30 +74,29 @@ class LustreQueries:
         mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}",
         fs_label: bool = False,
     ) -> LustreQueries:
-        def throughput(metric: str) -> str:
-            inner = f"{rate_function}({metric}[{window}]) != 0"
-            if not fs_label:
-                return f"sum by({jobid_label})({inner})"
-            # The filesystem is the target name without its -OSTxxxx/-MDTxxxx suffix.
-            return (
-                f'sum by({jobid_label},{FS_LABEL})(label_replace({inner}, "{FS_LABEL}", "$1", '
-                f'"{target_label}", "{FS_OF_TARGET}"))'
-            )
-
-        escaped = mdt_target_regex.replace("\\", "\\\\")
-        matcher = f'{{{target_label}=~"{escaped}"}}'
-        metadata = (
-            f"round(sum by({target_label},{jobid_label})"
-            f"({rate_function}({stats_metric}{matcher}[{window}]) >= 1))"
-        )
-        return cls(
-            read=throughput(read_metric),
-            write=throughput(write_metric),
-            metadata=metadata,
+        series = LustreSeries(
+            rate_function=rate_function,
+            window=window,
+            read_metric=read_metric,
+            write_metric=write_metric,
+            stats_metric=stats_metric,
             jobid_label=jobid_label,
             target_label=target_label,
             mdt_target_regex=mdt_target_regex,
             fs_label=fs_label,
+        )
+        return cls.of(series)
+
+    @classmethod
+    def of(cls, series: LustreSeries) -> LustreQueries:
+        return cls(
+            read=series.read,
+            write=series.write,
+            metadata=series.metadata_query,
+            jobid_label=series.jobid_label,
+            target_label=series.target_label,
+            mdt_target_regex=series.mdt_target_regex,
+            fs_label=series.fs_label,
         )
 
 

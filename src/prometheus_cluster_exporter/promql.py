@@ -1,0 +1,81 @@
+"""The PromQL of the site's Lustre series, defined once for the queries and the rules.
+
+``LustreSeries`` holds what shapes the per-jobid expressions (rate function, window,
+metric and label names, the MDT regex, the fs label). The exporter's three queries in
+direct mode and the recording rules of join mode (``joinrules``) are both built from it,
+so both modes compute the same per-jobid rates::
+
+    sum by(jobid)(irate(lustre_job_read_bytes_total[1m]) != 0)
+    round(sum by(target,jobid)(irate(lustre_job_stats_total{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))
+
+A selector may be narrowed by extra label matchers (``jobid=~"..."``), which is how the
+rules pick the ids of one jobid form. Imports ``records`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+from prometheus_cluster_exporter.records import FS_OF_TARGET
+
+FS_LABEL = "fs"
+
+
+def quote(text: str) -> str:
+    """``text`` as a PromQL string literal (double quotes, backslash escapes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+@dataclass(frozen=True)
+class LustreSeries:
+    """The site's Lustre jobstats series and how their rates are taken."""
+
+    rate_function: str = "irate"
+    window: str = "1m"
+    read_metric: str = "lustre_job_read_bytes_total"
+    write_metric: str = "lustre_job_write_bytes_total"
+    stats_metric: str = "lustre_job_stats_total"
+    jobid_label: str = "jobid"
+    target_label: str = "target"
+    mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"
+    fs_label: bool = False
+
+    def throughput(self, metric: str, matchers: str = "") -> str:
+        """Per-jobid rate of a byte counter (``, fs`` with the fs label), zeros left out."""
+        selector = f"{metric}{{{matchers}}}" if matchers else metric
+        inner = f"{self.rate_function}({selector}[{self.window}]) != 0"
+        if not self.fs_label:
+            return f"sum by({self.jobid_label})({inner})"
+        # The filesystem is the target name without its -OSTxxxx/-MDTxxxx suffix.
+        return (
+            f"sum by({self.jobid_label},{FS_LABEL})(label_replace({inner}, "
+            f'"{FS_LABEL}", "$1", "{self.target_label}", {quote(FS_OF_TARGET)}))'
+        )
+
+    def metadata(self, matchers: str = "") -> str:
+        """Per-jobid and MDT rate of metadata operations, rounded, below 1/s left out."""
+        matcher = f"{self.target_label}=~{quote(self.mdt_target_regex)}"
+        if matchers:
+            matcher = f"{matcher}, {matchers}"
+        return (
+            f"round(sum by({self.target_label},{self.jobid_label})"
+            f"({self.rate_function}({self.stats_metric}{{{matcher}}}[{self.window}]) >= 1))"
+        )
+
+    @property
+    def read(self) -> str:
+        return self.throughput(self.read_metric)
+
+    @property
+    def write(self) -> str:
+        return self.throughput(self.write_metric)
+
+    @property
+    def metadata_query(self) -> str:
+        return self.metadata()
+
+    def extra_labels(self, metadata: bool) -> Tuple[str, ...]:
+        """The labels after the owner's in a family: the MDT for metadata, then ``fs``."""
+        fs = (FS_LABEL,) if self.fs_label else ()
+        return ("target", *fs) if metadata else fs
