@@ -25,7 +25,6 @@ PURE = {
     "jobid",
     "jobidre",
     "joinrules",
-    "promql",
     "families",
     "records",
     "metrics",
