@@ -19,7 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / PACKAGE
 #: Modules that render or serve: they show values, never fetch them.
 PRESENTATION = {"exposition", "status", "http", "httpconn", "httpmsg", "workers", "webconfig"}
 #: Pure rooms: no sources, no collector, no presentation.
-PURE = {"attribution", "idsort", "jobid", "families", "records", "metrics", "report"}
+PURE = {
+    "attribution",
+    "budget",
+    "idsort",
+    "jobid",
+    "families",
+    "records",
+    "metrics",
+    "report",
+}
 #: What only the entry point may use.
 ENTRY = {"cli", "wiring", "flags"}
 MAX_LINES = 340

@@ -122,6 +122,8 @@ class Config:
     job_grace: Optional[float] = None
     getent_cache_ttl: float = 300.0
     fs_label: bool = False
+    #: Owners kept per job and process family, the rest summed as __other__; 0: all.
+    max_series: int = 0
     web_config_file: Optional[str] = None
     promserver_user: Optional[str] = None
     promserver_password_file: Optional[str] = None
@@ -268,3 +270,5 @@ class Config:
             raise ConfigError("--slurm.job-grace-period: must not be negative")
         if self.getent_cache_ttl < 0:
             raise ConfigError("--getent.cache-ttl: must not be negative")
+        if self.max_series < 0:
+            raise ConfigError("--metrics.max-series: must be 0 (no budget) or positive")

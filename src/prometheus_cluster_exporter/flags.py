@@ -163,6 +163,9 @@ FLAGS: Tuple[Flag, ...] = (
          ATTRIBUTION, "DURATION", _duration("--getent.cache-ttl"), show=_seconds),
     Flag("metrics.fs-label", ("fs_label",), "add an fs label (the Lustre filesystem name) to "
          "the job, process and unattributed metrics", ATTRIBUTION, switch=True),
+    Flag("metrics.max-series", ("max_series",), "export at most this many owners per job and "
+         "process family, the others summed as __other__; 0 for all (default {default})",
+         ATTRIBUTION, "N", _number(int, "--metrics.max-series", "a whole number of owners")),
     Flag("slurm.squeue-path", ("squeue_path",), "squeue executable (default: {default} on "
          "PATH)", COMMANDS, "PATH"),
     Flag("getent.path", ("getent_path",), "getent executable (default: {default} on PATH)",

@@ -136,6 +136,11 @@ UNATTRIBUTED_METADATA = MetricSpec(
     "owner, per reason and MDT.",
     ("reason", "target"),
 )
+FOLDED_OWNERS = MetricSpec(
+    "cluster_exporter_folded_owners",
+    "Owners summed under __other__ in this scrape by --metrics.max-series, per family.",
+    ("family",),
+)
 
 ALL = (
     JOB_READ,
@@ -151,4 +156,5 @@ ALL = (
     STAGE_SECONDS,
     BUILD_INFO,
     TIMEOUT_SECONDS,
+    FOLDED_OWNERS,
 )
