@@ -104,6 +104,7 @@ def test_the_biggest_owners_are_kept_and_the_others_summed_under_other() -> None
     assert folded.unattributed == result.unattributed  # reasons are never folded
     assert counts == {JOB: 2, PROC: 1}
     assert folded.total() == result.total()
+    assert list(folded.jobs)[-1] == JOB_OTHER  # last, though b came before c
     # The input is left as it was: the status page ranks the unfolded sums.
     assert len(result.jobs) == 4 and OTHER not in str(result.labels)
 
@@ -171,7 +172,8 @@ def test_an_owner_named_other_never_makes_a_second_other_series() -> None:
     text = render([RowFamily(JOB_READ, folded.rows(JOB))]).decode()
     assert text.count('account="__other__"') == 1
     # Within the budget it is one owner like any other.
-    assert fold(attribution(rows), 3).result.jobs[JOB_OTHER] == 100.0
+    folded, counts = fold(attribution(rows), 3)
+    assert folded.jobs[JOB_OTHER] == 100.0 and counts[JOB] == 0
 
 
 def test_an_owner_whose_total_is_not_a_number_ranks_last() -> None:
