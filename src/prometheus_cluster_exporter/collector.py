@@ -175,7 +175,9 @@ class ClusterCollector:
             result = results.get(query)
             if result is None:
                 continue
+            folding = time.perf_counter()
             result, counts = budget.fold(result, self.max_series)
+            scrape.build_seconds[query] += time.perf_counter() - folding  # the query's stage
             built = fam.query_families(
                 query,
                 result.rows(attr.JOB),
