@@ -33,6 +33,7 @@ LOST_READ = "cluster_unattributed_read_throughput_bytes"
 LOST_WRITE = "cluster_unattributed_write_throughput_bytes"
 LOST_META = "cluster_unattributed_metadata_operations"
 OK = "cluster_exporter_scrape_ok"
+FOLDED = "cluster_exporter_folded_owners"
 
 
 def key(**labels: str) -> Tuple[Tuple[str, str], ...]:

@@ -25,6 +25,7 @@ PURE = {
     "jobid",
     "jobidre",
     "joinrules",
+    "budget",
     "families",
     "records",
     "metrics",

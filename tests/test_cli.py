@@ -50,6 +50,8 @@ def test_defaults_match_the_original() -> None:
     assert config.listen_host == ""
     assert config.rate_function == "irate"
     assert config.squeue_path == "squeue" and config.getent_path == "getent"
+    assert config.max_series == 0  # no cardinality budget: the original's series
+    assert parse_config(["--promserver=http://p:1", "-metrics.max-series", "500"]).max_series == 500
 
 
 def test_log_levels_case_insensitive() -> None:
@@ -98,6 +100,14 @@ def test_bad_listen_address(address: str) -> None:
         (["--promserver=http://p:1", "--lustre.read-metric=1abc"], "--lustre.read-metric"),
         (["--promserver=http://p:1", "--lustre.mdt-target-regex=(("], "--lustre.mdt-target-regex"),
         (["--promserver=http://p:1", "--max-response-bytes=-1"], "--max-response-bytes"),
+        (
+            ["--promserver=http://p:1", "--metrics.max-series=-1"],
+            "--metrics.max-series: must be 0 (no budget) or positive",
+        ),
+        (
+            ["--promserver=http://p:1", "--metrics.max-series=1e3"],
+            "--metrics.max-series: expected a whole number of owners, got '1e3'",
+        ),
         (["--promserver=http://p:1", "--no-such-flag"], "unrecognized"),
         (["--demo", "--promserver=http://p:1"], "exclude each other"),
         (["--promserver=http://p:1", "--timeout=3601"], "got 3601"),

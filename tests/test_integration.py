@@ -9,6 +9,7 @@ from typing import Callable
 import pytest
 
 from tests.helpers import (
+    FOLDED,
     JOB_META,
     JOB_READ,
     JOB_WRITE,
@@ -78,6 +79,7 @@ def test_exact_values_from_fixtures(
         ): 40,
     }
     assert "OST" not in s.text
+    assert not s.has(FOLDED) and "__other__" not in s.text  # no budget by default
     # The label value with a quote, a backslash and unicode is escaped in the text format.
     assert 'proc_name="q\\"uo\\\\te \u00fc"' in s.text
 

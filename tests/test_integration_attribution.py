@@ -9,13 +9,16 @@ from typing import Callable
 
 from tests.helpers import (
     FIXTURES,
+    FOLDED,
     JOB_META,
     JOB_READ,
+    JOB_WRITE,
     LOST_META,
     LOST_READ,
     OK,
     PROC_META,
     PROC_READ,
+    PROC_WRITE,
     Exporter,
     FakeCluster,
     FakePrometheus,
@@ -51,6 +54,57 @@ def test_every_byte_is_accounted_for(start_exporter: Start) -> None:
         assert math.isclose(got, upstream_total(kind)), kind
     got = total(s, JOB_META, PROC_META, LOST_META)
     assert math.isclose(got, upstream_total("metadata"))
+
+
+def test_max_series_folds_the_smallest_owners_into_other(start_exporter: Start) -> None:
+    """--metrics.max-series=1: one owner per job and process family, the others summed
+    under __other__ (per MDT for metadata); every sum still adds up to the query's."""
+    exporter = start_exporter("--metrics.max-series=1")
+    s = exporter.scrape()
+    assert s.value(OK) == 1
+    other = {"account": "__other__", "user": "__other__"}
+    assert s.series(JOB_READ) == {
+        key(account="chemistry", user="bob"): 2097152,
+        key(**other): 1048576 + 524288 + 1000 + 4096,
+    }
+    assert s.series(JOB_WRITE) == {
+        key(account="physics", user="alice"): 2000000,
+        key(**other): 250000.5,
+    }
+    assert s.series(PROC_READ) == {
+        key(proc_name="rsync", group_name="hpc-chem", user_name="bob"): 8192,
+        key(proc_name="__other__", group_name="__other__", user_name="__other__"): (
+            3000 + 500 + 12 + 13 + 6000
+        ),
+    }
+    assert s.series(PROC_WRITE) == {
+        key(proc_name="rsync", group_name="hpc-chem", user_name="bob"): 65536
+    }
+    # alice leads over both MDTs and keeps both rows; bob's is __other__'s on MDT0000.
+    assert s.series(JOB_META) == {
+        key(account="physics", user="alice", target="scratch-MDT0000"): 150,
+        key(account="physics", user="alice", target="scratch-MDT0001"): 5,
+        key(**other, target="scratch-MDT0000"): 7,
+    }
+    assert s.series(LOST_READ)[key(reason="unknown_job")] == 77777  # reasons stay apart
+    assert s.series(FOLDED) == {
+        key(family=JOB_META): 1,
+        key(family=PROC_META): 0,
+        key(family=JOB_READ): 3,
+        key(family=PROC_READ): 5,
+        key(family=JOB_WRITE): 1,
+        key(family=PROC_WRITE): 0,
+    }
+    for kind in ("read", "write"):
+        got = total(s, f"cluster_job_{kind}_throughput_bytes",
+                    f"cluster_proc_{kind}_throughput_bytes",
+                    f"cluster_unattributed_{kind}_throughput_bytes")  # fmt: skip
+        assert math.isclose(got, upstream_total(kind)), kind
+    assert math.isclose(total(s, JOB_META, PROC_META, LOST_META), upstream_total("metadata"))
+    # The status page ranks the consumers before folding.
+    _, page = exporter.get("/")
+    assert "(null) / carol" in page and "__other__" not in page.split("Top 10")[1]
+    assert "<tr><th>Owners per family (--metrics.max-series)</th><td>1</td></tr>" in page
 
 
 def test_failed_squeue_keeps_the_sum_under_jobs_unavailable(

@@ -220,6 +220,17 @@ class Attribution:
     def unattributed(self) -> Dict[Key, float]:
         return dict(self.rows(LOST))
 
+    def per_owner(self) -> Dict[int, float]:
+        """owner number -> its value summed over the labels after the owner's (read only:
+        with one tuple of labels after the owner's, that tuple's sums themselves)."""
+        if len(self.sums) == 1:
+            return next(iter(self.sums.values()))
+        total: Dict[int, float] = {}
+        for sums in self.sums.values():
+            for number, value in sums.items():
+                total[number] = total.get(number, 0.0) + value
+        return total
+
     def size(self) -> int:
         """How many rows (series) the answer gives, of all kinds."""
         return sum(map(len, self.sums.values()))

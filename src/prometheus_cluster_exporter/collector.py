@@ -21,7 +21,8 @@ so a collect answers within ``--timeout`` plus two seconds, whatever the input.
 
 The collector keeps the scrape guard and these steps; it knows the sources only by their
 interfaces (``records``). Running the calls is ``runner``'s, attributing is
-``attribution``'s, building families is ``families``'s and the report is ``report``'s.
+``attribution``'s, keeping to ``--metrics.max-series`` is ``budget``'s, building families
+is ``families``'s and the report is ``report``'s (its top consumers from the unfolded sums).
 
 Only one collect runs at a time (``guard``): a scrape that arrives while one is running
 is answered at once with ``cluster_exporter_scrape_ok 0`` and the warning
@@ -32,16 +33,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 from prometheus_cluster_exporter import attribution as attr
+from prometheus_cluster_exporter import budget, idsort
 from prometheus_cluster_exporter import families as fam
-from prometheus_cluster_exporter import idsort
 from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
-from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
+from prometheus_cluster_exporter.metrics import OwnerRows, Row, RowFamily
 from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
 from prometheus_cluster_exporter.problems import ProblemLog
 from prometheus_cluster_exporter.records import (
@@ -87,6 +88,7 @@ class ClusterCollector(GuardedCollector):
         job_lookup: Optional[JobLookup] = None,
         job_grace: float = 0.0,
         fs_label: bool = False,
+        max_series: int = 0,
     ) -> None:
         super().__init__(timeout)
         self.lustre = lustre
@@ -97,6 +99,8 @@ class ClusterCollector(GuardedCollector):
         self.parsed = idsort.ParseCache(self.grammar)
         self.recent_jobs = RecentJobs(job_grace)
         self.fs_label = fs_label
+        #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
+        self.max_series = max_series
         self.problems = ProblemLog()
 
     # -- one collect ---------------------------------------------------------------------
@@ -114,21 +118,7 @@ class ClusterCollector(GuardedCollector):
         self._resolve_missing(scrape)
         self._resolve_groups(scrape)
         results = self._attribute_all(scrape)
-        families: List[RowFamily] = []
-        for query in QUERIES:
-            result = results.get(query)
-            if result is not None:
-                families.extend(
-                    fam.query_families(
-                        query,
-                        result.rows(attr.JOB),
-                        result.rows(attr.PROC),
-                        result.rows(attr.LOST),
-                        fs_label=self.fs_label,
-                        jobs_known=scrape.jobs is not None,
-                        identities_known=scrape.users is not None and scrape.groups is not None,
-                    )
-                )
+        families, shown = self._query_families(scrape, results)
         scrape_ok = log_outcomes(scrape.outcomes, log)
         families.append(fam.stage_family(stages(scrape)))
         families.append(fam.scrape_ok_family(scrape_ok))
@@ -138,12 +128,44 @@ class ClusterCollector(GuardedCollector):
             seconds=elapsed,
             ok=scrape_ok,
             sources={n: SourceStatus(n, o.seconds, o.error) for n, o in scrape.outcomes.items()},
-            series=sum(r.size() for r in results.values())
+            series=sum(r.size() for r in shown)
             + sum(len(f.rows) for f in families if not isinstance(f.rows, OwnerRows)),
             top=tuple(top_consumers(results.get(READ), results.get(WRITE))),
         )
         log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families
+
+    def _query_families(
+        self, scrape: ScrapeState, results: Dict[Query, attr.Attribution]
+    ) -> Tuple[List[RowFamily], List[attr.Attribution]]:
+        """The families of every attributed answer and the attributions they show: with
+        ``--metrics.max-series``, folded to the budget (``budget.fold``), followed by how
+        many owners each job and process family had folded."""
+        families: List[RowFamily] = []
+        shown: List[attr.Attribution] = []
+        folded: List[Row] = []
+        for query in QUERIES:
+            result = results.get(query)
+            if result is None:
+                continue
+            folding = time.perf_counter()
+            result, counts = budget.fold(result, self.max_series)
+            scrape.build_seconds[query] += time.perf_counter() - folding  # the query's stage
+            built = fam.query_families(
+                query,
+                result.rows(attr.JOB),
+                result.rows(attr.PROC),
+                result.rows(attr.LOST),
+                fs_label=self.fs_label,
+                jobs_known=scrape.jobs is not None,
+                identities_known=scrape.users is not None and scrape.groups is not None,
+            )
+            families.extend(built)
+            shown.append(result)
+            folded += fam.folded_rows(query, built, counts[attr.JOB], counts[attr.PROC])
+        if self.max_series:
+            families.append(fam.folded_family(folded))
+        return families, shown
 
     def _gather(self, scrape: ScrapeState, at: float) -> None:
         """Step 1: the three queries (at one evaluation instant, so that read, write and

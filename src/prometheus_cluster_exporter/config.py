@@ -126,6 +126,8 @@ class Config:
     job_grace: Optional[float] = None
     getent_cache_ttl: float = 300.0
     fs_label: bool = False
+    #: Owners kept per job and process family, the rest summed as __other__; 0: all.
+    max_series: int = 0
     web_config_file: Optional[str] = None
     promserver_user: Optional[str] = None
     promserver_password_file: Optional[str] = None
@@ -282,3 +284,5 @@ class Config:
                 "--join.info-lookback: expected a number and a unit s|m|h|d (e.g. 5m), "
                 f"got {self.info_lookback!r}"
             )
+        if self.max_series < 0:
+            raise ConfigError("--metrics.max-series: must be 0 (no budget) or positive")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter.metrics import (
+    FOLDED_OWNERS,
     JOB_METADATA,
     JOB_READ,
     JOB_WRITE,
@@ -27,6 +28,7 @@ from prometheus_cluster_exporter.metrics import (
     UNATTRIBUTED_READ,
     UNATTRIBUTED_WRITE,
     MetricSpec,
+    Row,
     RowFamily,
     Rows,
 )
@@ -109,6 +111,18 @@ def query_families(
         families.append(RowFamily(query.proc.with_labels(*fs), procs))
     families.append(RowFamily(query.lost.with_labels(*fs), unattributed))
     return families
+
+
+def folded_rows(query: Query, families: Sequence[RowFamily], job: int, proc: int) -> List[Row]:
+    """Rows of ``cluster_exporter_folded_owners`` for the job and process families among
+    ``families`` (those of ``query``): how many owners each had folded (``job``, ``proc``)."""
+    folded = {query.job.name: job, query.proc.name: proc}
+    return [((f.spec.name,), float(folded[f.spec.name])) for f in families if f.spec.name in folded]
+
+
+def folded_family(rows: Sequence[Row]) -> RowFamily:
+    """``cluster_exporter_folded_owners`` (only with ``--metrics.max-series``)."""
+    return RowFamily(FOLDED_OWNERS, list(rows))
 
 
 def stage_family(stages: Sequence[Tuple[str, float]]) -> RowFamily:

@@ -173,6 +173,9 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("join.info-lookback", ("info_lookback",), "how long join mode's rules keep a job's "
          "or user's info series after its last scrape (default {default})", SCALE,
          "DURATION"),
+    Flag("metrics.max-series", ("max_series",), "export at most this many owners per job and "
+         "process family, the others summed as __other__; 0 for all (default {default})",
+         ATTRIBUTION, "N", _number(int, "--metrics.max-series", "a whole number of owners")),
     Flag("slurm.squeue-path", ("squeue_path",), "squeue executable (default: {default} on "
          "PATH)", COMMANDS, "PATH"),
     Flag("getent.path", ("getent_path",), "getent executable (default: {default} on PATH)",

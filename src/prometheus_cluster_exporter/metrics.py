@@ -136,6 +136,11 @@ UNATTRIBUTED_METADATA = MetricSpec(
     "owner, per reason and MDT.",
     ("reason", "target"),
 )
+FOLDED_OWNERS = MetricSpec(
+    "cluster_exporter_folded_owners",
+    "Owners summed under __other__ in this scrape by --metrics.max-series, per family.",
+    ("family",),
+)
 
 JOB_INFO = MetricSpec(
     "cluster_job_info",
@@ -166,4 +171,5 @@ ALL = (
     TIMEOUT_SECONDS,
     JOB_INFO,
     USER_INFO,
+    FOLDED_OWNERS,
 )

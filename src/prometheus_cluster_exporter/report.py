@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from prometheus_cluster_exporter.attribution import JOB, LOST, Attribution
 
@@ -70,7 +70,7 @@ def top_consumers(
     if not answers:
         return []
     kinds, labels = answers[0].kinds, answers[0].labels
-    totals = [_per_owner(r) for r in answers]
+    totals = [r.per_owner() for r in answers]
     both = dict(totals[0])
     for number, value in totals[-1].items() if len(totals) > 1 else ():
         both[number] = both.get(number, 0.0) + value
@@ -85,14 +85,3 @@ def top_consumers(
         else:
             rows.append(Consumer("process", f"{key[0]} ({key[2]}, {key[1]})", r, w))
     return rows
-
-
-def _per_owner(result: Attribution) -> Dict[int, float]:
-    """owner number -> value summed over the labels after the owner's."""
-    if len(result.sums) == 1:
-        return next(iter(result.sums.values()))
-    total: Dict[int, float] = {}
-    for sums in result.sums.values():
-        for number, value in sums.items():
-            total[number] = total.get(number, 0.0) + value
-    return total

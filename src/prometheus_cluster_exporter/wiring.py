@@ -165,6 +165,7 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         job_lookup=sources.job_lookup,
         job_grace=config.effective_job_grace,
         fs_label=config.fs_label,
+        max_series=config.max_series,
     )
 
 
