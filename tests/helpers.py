@@ -62,7 +62,8 @@ class FakePrometheus:
     """A Prometheus HTTP API on 127.0.0.1 answering /api/v1/query from fixtures.
 
     The answer is chosen by the metric the query names: ``read``, ``write`` or
-    ``metadata``; ``vector(1)`` (--check-config's probe) is ``probe``. Every query string
+    ``metadata``; ``vector(1)`` (--check-config's probe) is ``probe``; join mode's
+    questions are ``uids`` and ``unknown_jobs``. Every query string
     received is recorded.
     """
 
@@ -164,6 +165,10 @@ class FakePrometheus:
 def kind_of(query: str) -> str:
     if query == "vector(1)":
         return "probe"
+    if query.startswith("group by (uid)"):
+        return "uids"
+    if query.startswith("group by (jobid)"):
+        return "unknown_jobs"
     if "read_bytes" in query:
         return "read"
     if "write_bytes" in query:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
@@ -209,3 +210,23 @@ def test_dashboard_and_shipped_rules_work_on_join_series(join_site: Dict[str, st
         raise AssertionError(
             f"shipped recording rules without data in join mode: {missing}"
         ) from None
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        (),
+        ("--metrics.fs-label", "--query.rate-function=rate", "--timerange=2m"),
+        ("--lustre.jobid-format=%j:%u:%H", "--lustre.jobid-format=%e:%u:%H"),
+        ("--lustre.jobid-label=job", "--lustre.target-label=ost", "--lustre.jobid-format=%e.%u"),
+    ],
+    ids=["default", "fs-rate", "host-forms", "labels-procs-only"],
+)
+def test_printed_rules_pass_promtool(flags: Tuple[str, ...], tmp_path: Path) -> None:
+    if shutil.which("promtool") is None:
+        c.unavailable("promtool is not installed (Debian package prometheus)")
+    rules = print_rules(tmp_path / "rules.yml", *flags)
+    checked = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True,
+                             text=True, timeout=60, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout
