@@ -35,6 +35,7 @@ from typing import List, NamedTuple, Sequence, Tuple
 from prometheus_cluster_exporter import jobidre
 from prometheus_cluster_exporter.jobidre import Form
 from prometheus_cluster_exporter.metrics import (
+    FOLDED_OWNERS,
     JOB_METADATA,
     JOB_READ,
     JOB_WRITE,
@@ -53,6 +54,8 @@ JOB_INFO = "cluster_job_info"
 USER_INFO = "cluster_user_info"
 #: The Slurm job id taken from a Lustre jobid, before it becomes the join's ``jobid``.
 KEY = "slurm_job_id"
+#: Owner labels of the folded owners with --metrics.max-series (as ``budget.OTHER``).
+OTHER = "__other__"
 READ, WRITE, METADATA = "read", "write", "metadata"
 KINDS = (READ, WRITE, METADATA)
 _FAMILIES = {
@@ -89,10 +92,14 @@ class JoinPlan:
     series: LustreSeries
     forms: Tuple[Form, ...]
     lookback: str = "5m"
+    #: --metrics.max-series: owners kept per job and process family (0: all).
+    budget: int = 0
 
     @classmethod
-    def build(cls, series: LustreSeries, formats: Sequence[str], lookback: str) -> JoinPlan:
-        return cls(series, tuple(jobidre.forms_of(formats)), lookback)
+    def build(
+        cls, series: LustreSeries, formats: Sequence[str], lookback: str, budget: int = 0
+    ) -> JoinPlan:
+        return cls(series, tuple(jobidre.forms_of(formats)), lookback, budget)
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -183,7 +190,8 @@ class JoinPlan:
         if any(form.is_job for form in self.forms):
             io = self.job_io(kind)
             joined = f"{io}\n* on (jobid) group_left (account, user)\n{self.job_owners()}"
-            rules.append(Rule(job.name, _sum(("account", "user", *extra), joined)))
+            family = _sum(("account", "user", *extra), joined)
+            rules.extend(self._budgeted(job.name, family, ("account", "user"), extra))
             missing = f"{io}\nunless on (jobid)\n{self.job_owners()}"
             rules.append(Rule(lost.name, _sum(extra, missing), (("reason", "unknown_job"),)))
         if any(not form.is_job for form in self.forms):
@@ -191,7 +199,7 @@ class JoinPlan:
             users = self.user_owners()
             joined = f"{io}\n* on (uid) group_left (user_name, group_name)\n{users}"
             owner = ("proc_name", "group_name", "user_name")
-            rules.append(Rule(proc.name, _sum((*owner, *extra), joined)))
+            rules.extend(self._budgeted(proc.name, _sum((*owner, *extra), joined), owner, extra))
             no_group = f'last_over_time({USER_INFO}{{group_name=""}}[{self.lookback}])'
             gid = f"({io}\nunless on (uid)\n{users})\nand on (uid)\n{no_group}"
             rules.append(Rule(lost.name, _sum(extra, gid), (("reason", "unknown_gid"),)))
@@ -201,6 +209,24 @@ class JoinPlan:
         unparsable = _sum(extra, self.unparsable_io(kind))
         rules.append(Rule(lost.name, unparsable, (("reason", "unparsable_jobid"),)))
         return rules
+
+    def _budgeted(
+        self, record: str, family: str, owner: Tuple[str, ...], extra: Tuple[str, ...]
+    ) -> List[Rule]:
+        """A family's rule, or with a budget: the biggest owners by their total over the
+        family, the others summed under ``__other__`` per tuple of ``extra`` labels, and
+        how many were folded. Sums and conservation hold either way."""
+        if not self.budget:
+            return [Rule(record, family)]
+        by_owner = f"sum by ({_by(*owner)}) ({family})"
+        kept = f"topk({self.budget}, {by_owner})"
+        folded = _sum(extra, f"{family}\nunless on ({_by(*owner)})\n{kept}")
+        count = f"clamp_min(count({by_owner}) - {self.budget}, 0) or vector(0)"
+        return [
+            Rule(record, f"{family}\nand on ({_by(*owner)})\n{kept}"),
+            Rule(record, folded, tuple((label, OTHER) for label in owner)),
+            Rule(FOLDED_OWNERS.name, count, (("family", record),)),
+        ]
 
     # -- the exporter's own queries -----------------------------------------------------------
 
