@@ -56,7 +56,8 @@ install -D -m 0644 "$root/deploy/systemd/$name.options" "$tree/etc/default/$name
 install -D -m 0644 "$root/deploy/systemd/$name.sysusers" "$tree/usr/lib/sysusers.d/$name.conf"
 install -d -m 0755 "$tree/usr/share/$name" "$doc"
 install -m 0644 "$root/deploy/grafana/cluster-exporter.json" \
-    "$root/deploy/prometheus/rules.yml" "$root/deploy/prometheus/scrape-config.yml" \
+    "$root/deploy/prometheus/rules.yml" "$root/deploy/prometheus/join-rules.yml" \
+    "$root/deploy/prometheus/scrape-config.yml" \
     "$tree/usr/share/$name/"
 install -m 0644 "$here/copyright" "$doc/copyright"
 gzip -9n < "$root/README.md" > "$doc/README.md.gz"

@@ -40,6 +40,7 @@ DEPLOY = ROOT / "deploy"
 SHARED_FILES = {
     "cluster-exporter.json": DEPLOY / "grafana" / "cluster-exporter.json",
     "rules.yml": DEPLOY / "prometheus" / "rules.yml",
+    "join-rules.yml": DEPLOY / "prometheus" / "join-rules.yml",
     "scrape-config.yml": DEPLOY / "prometheus" / "scrape-config.yml",
 }
 
@@ -308,7 +309,7 @@ RPM_FILES = {
 
 
 def rpm_sources(directory: Path, pyz: Path) -> None:
-    """Source0..9 of the spec, flat, as packaging/README.md stages them."""
+    """Source0..10 of the spec, flat, as packaging/README.md stages them."""
     directory.mkdir(parents=True)
     shutil.copy(pyz, directory / f"{NAME}.pyz")
     for suffix in ("service", "options", "sysusers"):
