@@ -34,8 +34,11 @@ def join_answers(fake_prometheus: FakePrometheus) -> FakePrometheus:
 def test_join_mode_exports_jobs_and_users(
     start_exporter: Start, join_answers: FakePrometheus, fake_cluster: FakeCluster
 ) -> None:
-    s = start_exporter("--mode=join").scrape()
+    exporter = start_exporter("--mode=join")
+    s = exporter.scrape()
     assert s.value("cluster_exporter_scrape_ok") == 1
+    status, page = exporter.get("/")
+    assert status == 200 and "join: in the TSDB" in page
     jobs = s.series(JOB_INFO)
     assert jobs == {
         key(jobid="4242", account="physics", user="alice"): 1,

@@ -51,6 +51,12 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
             listening or f"{config.listen_host or '*'}:{config.port}{config.telemetry_path}",
         ),
         ("Scrape deadline (--timeout)", f"{config.timeout:g} s"),
+        (
+            "Attribution (--mode)",
+            "join: in the TSDB, by the rules of 'prometheus-cluster-exporter rules'"
+            if config.mode == "join"
+            else "direct: here",
+        ),
         ("Rate", f"{config.rate_function}(...[{config.timerange}])"),
         ("Jobid formats", ", ".join(config.jobid_formats)),
         ("squeue", f"{config.squeue_path}{' --json' if config.squeue_json else ''}"),
