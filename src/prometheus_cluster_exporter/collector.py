@@ -38,7 +38,6 @@ from typing import Dict, List, Optional, Set, Tuple
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import budget, idsort
 from prometheus_cluster_exporter import families as fam
-from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
@@ -90,14 +89,10 @@ class ClusterCollector(GuardedCollector):
         fs_label: bool = False,
         max_series: int = 0,
     ) -> None:
-        super().__init__(timeout)
+        super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
-        self.job_source = jobs
-        self.identities = identities
-        self.job_lookup = job_lookup
         self.grammar = grammar or JobidGrammar()
         self.parsed = idsort.ParseCache(self.grammar)
-        self.recent_jobs = RecentJobs(job_grace)
         self.fs_label = fs_label
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series

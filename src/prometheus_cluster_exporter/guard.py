@@ -1,4 +1,5 @@
-"""The scrape guard both collectors share: one collect at a time, a bug costs only data.
+"""What both collectors share: the scrape guard (one collect at a time, a bug costs only
+data), the Slurm and identity sources and the grace memory of jobs.
 
 ``GuardedCollector.scrape()`` runs the subclass's ``_collect`` under a lock. A scrape
 that arrives while a collect is running is answered at once with
@@ -14,8 +15,10 @@ import threading
 from typing import List, Optional
 
 from prometheus_cluster_exporter import families as fam
+from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.gcpause import gc_paused
 from prometheus_cluster_exporter.metrics import RowFamily
+from prometheus_cluster_exporter.records import IdentitySource, JobLookup, JobSource
 from prometheus_cluster_exporter.report import ScrapeReport
 from prometheus_cluster_exporter.runner import SourceRunner
 
@@ -27,7 +30,19 @@ SKIP_WARNING = "Collect is still active... - Skipping now"
 class GuardedCollector:
     """A collector: ``scrape()`` returns one collect's families, ``last`` its report."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(
+        self,
+        jobs: JobSource,
+        identities: IdentitySource,
+        timeout: float,
+        job_lookup: Optional[JobLookup],
+        job_grace: float,
+    ) -> None:
+        self.job_source = jobs
+        self.identities = identities
+        self.job_lookup = job_lookup
+        #: Jobs squeue listed, remembered for the grace period after they left it.
+        self.recent_jobs = RecentJobs(job_grace)
         self.timeout = timeout
         self.runner = SourceRunner()
         self.last: Optional[ScrapeReport] = None

@@ -83,12 +83,8 @@ class JoinCollector(GuardedCollector):
         job_lookup: Optional[JobLookup] = None,
         job_grace: float = 0.0,
     ) -> None:
-        super().__init__(timeout)
+        super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.owners = owners
-        self.job_source = jobs
-        self.identities = identities
-        self.job_lookup = job_lookup
-        self.recent_jobs = RecentJobs(job_grace)
         self.found_jobs = RecentJobs(FOUND_SECONDS)
 
     def _collect(self) -> List[RowFamily]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import vector_decoder
@@ -61,31 +61,9 @@ class LustreQueries:
     fs_label: bool = False
 
     @classmethod
-    def build(
-        cls,
-        *,
-        rate_function: str = "irate",
-        window: str = "1m",
-        read_metric: str = "lustre_job_read_bytes_total",
-        write_metric: str = "lustre_job_write_bytes_total",
-        stats_metric: str = "lustre_job_stats_total",
-        jobid_label: str = "jobid",
-        target_label: str = "target",
-        mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}",
-        fs_label: bool = False,
-    ) -> LustreQueries:
-        series = LustreSeries(
-            rate_function=rate_function,
-            window=window,
-            read_metric=read_metric,
-            write_metric=write_metric,
-            stats_metric=stats_metric,
-            jobid_label=jobid_label,
-            target_label=target_label,
-            mdt_target_regex=mdt_target_regex,
-            fs_label=fs_label,
-        )
-        return cls.of(series)
+    def build(cls, **settings: Any) -> LustreQueries:
+        """The queries of ``promql.LustreSeries(**settings)`` (its defaults: the original's)."""
+        return cls.of(LustreSeries(**settings))
 
     @classmethod
     def of(cls, series: LustreSeries) -> LustreQueries:
