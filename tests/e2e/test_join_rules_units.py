@@ -24,10 +24,16 @@ RATES = {"1": 3, "2": 2, "3": 1, "4": 7, "app.1001": 5, "vim.1005": 4, "cp.4242"
          "nodot": 9, '"5"': 8}  # fmt: skip
 
 
-def counter(jobid: str, rate: int, target: str = "scratch-OST0000") -> Dict[str, str]:
+def counter(
+    jobid: str,
+    rate: float,
+    target: str = "scratch-OST0000",
+    metric: str = "read_bytes",
+    more: str = "",
+) -> Dict[str, str]:
     jobid = jobid.replace('"', '\\"')
-    name = f'lustre_job_read_bytes_total{{jobid="{jobid}",target="{target}"}}'
-    return {"series": name, "values": f"0+{60 * rate}x10"}
+    name = f'lustre_job_{metric}_total{{jobid="{jobid}",target="{target}"{more}}}'
+    return {"series": name, "values": f"0+{60 * rate:g}x10"}
 
 
 def info(labels: str, values: str = "1x10") -> Dict[str, str]:
@@ -55,11 +61,13 @@ def case(expr: str, samples: Samples) -> Dict:
             "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}  # fmt: skip
 
 
-def run_promtool(tmp_path: Path, rules: Path, cases: List[Dict]) -> None:
+def run_promtool(
+    tmp_path: Path, rules: Path, cases: List[Dict], series: List[Dict[str, str]] = INPUT
+) -> None:
     if shutil.which("promtool") is None:
         c.unavailable("promtool is not installed (Debian package prometheus)")
     tests = {"rule_files": [str(rules)], "evaluation_interval": "1m",
-             "tests": [{"interval": "1m", "input_series": INPUT, "promql_expr_test": cases}]}  # fmt: skip
+             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": cases}]}  # fmt: skip
     path = tmp_path / "tests.yml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     result = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True,
@@ -100,3 +108,25 @@ def test_the_budget_folds_the_smallest_owners_into_other(tmp_path: Path) -> None
         case(f'{folded}{{family="{PROC}"}}', [(f'{folded}{{family="{PROC}"}}', 0)]),
         case(f"sum({READ})", [("{}", 17)]),  # the sum is unchanged
     ])  # fmt: skip
+
+
+def test_metadata_by_mdt_and_the_fs_label(tmp_path: Path) -> None:
+    rules = print_rules(tmp_path / "rules.yml", "--timerange=2m", "--metrics.fs-label")
+    meta = "cluster_job_metadata_operations"
+    proc_meta = "cluster_proc_metadata_operations"
+    series = [
+        counter("1", 3, "scratch-MDT0000", "stats", ',operation="open"'),
+        counter("1", 2, "scratch-MDT0000", "stats", ',operation="close"'),
+        counter("1", 0.5, "scratch-MDT0001", "stats", ',operation="open"'),  # below 1/s
+        counter("1", 4, "scratch-OST0000", "stats", ',operation="punch"'),  # not an MDT
+        counter("app.1001", 2, "home-MDT0000", "stats", ',operation="open"'),
+        counter("1", 5, "home-OST0001"),
+        info('cluster_job_info{jobid="1",account="a",user="u1"}'),
+        info('cluster_user_info{uid="1001",user_name="bob",group_name="chem"}'),
+    ]
+    run_promtool(tmp_path, rules, [
+        case(meta, [(f'{meta}{{account="a",user="u1",target="scratch-MDT0000",fs="scratch"}}', 5)]),
+        case(proc_meta, [(f'{proc_meta}{{proc_name="app",group_name="chem",user_name="bob",'
+                          'target="home-MDT0000",fs="home"}', 2)]),
+        case(READ, [(f'{READ}{{account="a",user="u1",fs="home"}}', 5)]),
+    ], series)  # fmt: skip
