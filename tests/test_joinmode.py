@@ -75,26 +75,51 @@ def test_join_mode_asks_sacct_for_unknown_jobs_and_keeps_them(
     ids = asked[asked.index("-j") + 1].split(",")
     assert sorted(ids) == ["31337", "4998", "4999"], "4242 is squeue's: not asked"
     # Once exported, the TSDB knows them: the next answers leave them out, and the
-    # exporter keeps exporting the jobs sacct found.
-    join_answers.set("unknown_jobs", vector("jobid", []))
+    # exporter keeps exporting the jobs sacct found, without asking sacct again.
+    join_answers.set("unknown_jobs", vector("jobid", ["4999"]))
     s = exporter.scrape()
     assert s.series(JOB_INFO)[key(jobid="4999", account="geology", user="frank")] == 1
+    assert s.series(JOB_INFO)[key(jobid="4998", account="(null)", user="grace")] == 1
     assert s.value("cluster_exporter_scrape_ok") == 1
+    assert len(fake_cluster.calls("sacct")) == 1
 
 
 def test_a_failing_source_costs_only_its_own_series(
     start_exporter: Start, join_answers: FakePrometheus, fake_cluster: FakeCluster
 ) -> None:
+    exporter = start_exporter("--mode=join", "--slurm.sacct")
+    first = exporter.scrape()
+    dave = key(uid="1005", user_name="dave", group_name="")
+    assert first.value("cluster_exporter_scrape_ok") == 1 and dave in first.series(USER_INFO)
+    # squeue down: the jobs of the grace period and those sacct found are still owners.
     fake_cluster.set("squeue", "rc", "1")
-    s = start_exporter("--mode=join").scrape()
+    s = exporter.scrape()
     assert s.value("cluster_exporter_scrape_ok") == 0
-    assert not s.has(JOB_INFO), "no job info when squeue failed (the rules keep the last)"
-    assert s.series(USER_INFO), "users do not need squeue"
-    join_answers.set("uids", b"not json")
+    assert s.series(JOB_INFO) == first.series(JOB_INFO)
+    assert s.series(USER_INFO) == first.series(USER_INFO), "users do not need squeue"
+    # The keyed group lookup fails: dave's gid is not "without a name", just unknown.
     fake_cluster.set("squeue", "rc", None)
-    s = start_exporter("--mode=join").scrape()
+    fake_cluster.set("getent-group", "rc", "1")
+    s = exporter.scrape()
     assert s.value("cluster_exporter_scrape_ok") == 0
-    assert s.series(JOB_INFO) and not s.has(USER_INFO)
+    assert dave not in s.series(USER_INFO)
+    assert key(uid="1001", user_name="alice", group_name="hpc-physics") in s.series(USER_INFO)
+    # The uids query fails: no user info this time, the jobs as ever.
+    fake_cluster.set("getent-group", "rc", None)
+    join_answers.set("uids", b"not json")
+    s = exporter.scrape()
+    assert s.value("cluster_exporter_scrape_ok") == 0
+    assert s.series(JOB_INFO) == first.series(JOB_INFO) and not s.has(USER_INFO)
+
+
+def test_ids_no_system_has_are_skipped_quietly(
+    start_exporter: Start, join_answers: FakePrometheus
+) -> None:
+    """A job-form id of 21-30 digits has IO but no job: the answer naming only it is
+    not a failing source."""
+    join_answers.set("unknown_jobs", vector("jobid", ["1" * 25]))
+    s = start_exporter("--mode=join", "--slurm.sacct").scrape()
+    assert s.value("cluster_exporter_scrape_ok") == 1
 
 
 def test_join_mode_refuses_the_demo() -> None:

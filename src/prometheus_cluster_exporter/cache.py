@@ -14,6 +14,9 @@ from prometheus_cluster_exporter.records import Parsed
 
 log = logging.getLogger(__name__)
 
+#: How long a finished job's owner is remembered once sacct named it (it never changes).
+FINISHED_JOB_SECONDS = 3600.0
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 

@@ -16,7 +16,7 @@ from typing import List, Optional
 
 from prometheus_cluster_exporter import __version__
 from prometheus_cluster_exporter.config import Config, ConfigError
-from prometheus_cluster_exporter.flags import CHECK, ONCE, PROG, parse_args
+from prometheus_cluster_exporter.flags import CHECK, ONCE, PROG, parse_args, rules_flags
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.http import ExporterServer
 from prometheus_cluster_exporter.joinrules import render_rules
@@ -32,9 +32,6 @@ from prometheus_cluster_exporter.wiring import (
     check_sources,
     join_plan,
 )
-
-#: Flags whose values are not repeated in the rules' header.
-_SECRET_FLAGS = ("--promserver", "-promserver")
 
 log = logging.getLogger("prometheus_cluster_exporter")
 
@@ -116,12 +113,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def print_rules(args: List[str]) -> int:
-    """``rules [flags]``: join mode's recording rules for these flags, on standard output."""
+    """``rules [flags]``: join mode's recording rules for these flags, on standard output.
+    The header repeats the settings the rules depend on, never the other flags (the
+    server's URL may hold a password)."""
     config = parse_args(args, rules=True).config
-    shown = " ".join(shlex.quote(arg) for arg in args if not arg.startswith(_SECRET_FLAGS))
+    shown = " ".join(shlex.quote(flag) for flag in rules_flags(config))
     header = (
         f"Recording rules of {PROG} --mode=join (version {__version__}), printed by",
-        f"  {PROG} rules {shown}".rstrip(),
+        f"  {PROG} rules {shown}".rstrip().replace("\n", "\\n"),
         "They record cluster_job_*, cluster_proc_* and cluster_unattributed_* under the",
         "names and labels of direct mode, from the Lustre series and the exporter's",
         "cluster_job_info and cluster_user_info: load them where both are stored",

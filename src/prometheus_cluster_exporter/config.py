@@ -28,6 +28,21 @@ RATE_FUNCTIONS = ("irate", "rate")
 #: Where IO is attributed: here (direct) or by recording rules in the TSDB (join).
 DIRECT, JOIN = "direct", "join"
 MODES = (DIRECT, JOIN)
+#: The settings join mode's rules depend on (``rules`` takes only these from its flags).
+RULES_SETTINGS = (
+    "rate_function",
+    "timerange",
+    "read_metric",
+    "write_metric",
+    "stats_metric",
+    "jobid_label",
+    "target_label",
+    "mdt_target_regex",
+    "jobid_formats",
+    "fs_label",
+    "max_series",
+    "info_lookback",
+)
 
 _TIMERANGE = re.compile(r"[0-9]{1,3}[smhd]")
 _PROMQL_DURATION = re.compile(r"[1-9][0-9]{0,5}[smhd]")

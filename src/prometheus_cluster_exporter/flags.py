@@ -25,6 +25,7 @@ from prometheus_cluster_exporter.config import (
     LOG_LEVELS,
     MODES,
     RATE_FUNCTIONS,
+    RULES_SETTINGS,
     Config,
     ConfigError,
     parse_duration,
@@ -270,9 +271,8 @@ def go_booleans(argv: Sequence[str], parser: argparse.ArgumentParser) -> List[st
 
 def parse_args(argv: Optional[Sequence[str]] = None, rules: bool = False) -> Invocation:
     """Flags -> (mode, validated Config); exits 2 with one message on a bad flag.
-
-    ``rules``: for the ``rules`` command, which takes the same flags but needs no
-    --promserver."""
+    ``rules``: for the ``rules`` command, which accepts the exporter's flags but keeps
+    only the settings the rules depend on (no --promserver, no credential file read)."""
     parser = build_parser()
     if rules:
         parser.prog = f"{PROG} rules"
@@ -298,6 +298,8 @@ def parse_args(argv: Optional[Sequence[str]] = None, rules: bool = False) -> Inv
             print(f"{PROG} {__version__}")
             raise SystemExit(0)
         mode = _mode(values)
+        if rules:
+            values = {name: value for name, value in values.items() if name in RULES_SETTINGS}
         config = Config(**values)
         if mode.demo and config.promserver:
             raise ConfigError("--demo and --promserver exclude each other")
@@ -319,3 +321,18 @@ def _mode(values: Dict[str, Any]) -> Mode:
 def parse_config(argv: Optional[Sequence[str]] = None) -> Config:
     """The Config of a command line (see ``parse_args``)."""
     return parse_args(argv).config
+
+
+def rules_flags(config: Config) -> List[str]:
+    """``--name=value`` of each rule setting not at its default (the rules' header)."""
+    shown: List[str] = []
+    for name in RULES_SETTINGS:
+        value = getattr(config, name)
+        if value == _DEFAULTS.get(name):
+            continue
+        flag = next(f for f in FLAGS if f.sets == (name,))
+        if flag.switch:
+            shown.append(f"--{flag.name}")
+        else:
+            shown += [f"--{flag.name}={item}" for item in (value if flag.repeat else (value,))]
+    return shown

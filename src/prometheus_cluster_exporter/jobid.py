@@ -32,7 +32,8 @@ JOBID_MAX_CHARS = 4 * JOBID_MAX_BYTES
 _ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")
 DEFAULT_FORMATS = ("%j", "%e.%u")
 
-_FIELD = {
+#: The pattern of each field code (also written as RE2 by ``jobidre``).
+FIELD_PATTERNS = {
     "e": ".+",
     "u": "[0-9]+",
     "g": "[0-9]+",
@@ -80,7 +81,7 @@ def tokenize(fmt: str) -> List[Token]:
         if code == "%":
             literal += "%"
             continue
-        if code not in _FIELD:
+        if code not in FIELD_PATTERNS:
             raise ValueError(f"{fmt!r}: unknown code %{code} (known: %e %u %g %j %h %H %p)")
         if literal:
             tokens.append((False, literal))
@@ -102,7 +103,7 @@ def _compile(tokens: Sequence[Token], partial_last: bool) -> re.Pattern[str]:
             parts.append(re.escape(value))
             continue
         last = partial_last and index == len(tokens) - 1
-        pattern = _PARTIAL.get(value, _FIELD[value]) if last else _FIELD[value]
+        pattern = _PARTIAL.get(value, FIELD_PATTERNS[value]) if last else FIELD_PATTERNS[value]
         parts.append(f"({pattern})")
     return re.compile("".join(parts), re.DOTALL)
 

@@ -18,20 +18,21 @@ A collect runs in three steps under one deadline, as in direct mode:
 3. a keyed ``getent group`` for primary gids still without a name.
 
 Its cost follows the number of jobs and of process uids, not the number of jobids with
-IO. A failing source costs only its own series (``scrape_ok`` 0): the rules keep the
-last ones for their lookback, so a short squeue or getent outage loses no attribution.
+IO. A failing source costs only its own series (``scrape_ok`` 0): with squeue down the
+jobs of the grace period and those sacct found are still exported, and the rules keep the
+last series for their lookback, so a short squeue or getent outage loses no attribution.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter import idsort
-from prometheus_cluster_exporter.cache import RecentJobs
+from prometheus_cluster_exporter.cache import FINISHED_JOB_SECONDS, RecentJobs
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.metrics import JOB_INFO, USER_INFO, RowFamily
 from prometheus_cluster_exporter.records import (
@@ -66,8 +67,6 @@ STAGES = (
     (UNKNOWN_JOBS, "retrieve_unknown_jobs"),
 )
 BUILD_STAGE = "build_info_metrics"
-#: How long a job sacct found keeps its info series (as long as sacct's answers are kept).
-FOUND_SECONDS = 3600.0
 
 
 class JoinCollector(GuardedCollector):
@@ -85,7 +84,7 @@ class JoinCollector(GuardedCollector):
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.owners = owners
-        self.found_jobs = RecentJobs(FOUND_SECONDS)
+        self.found_jobs = RecentJobs(FINISHED_JOB_SECONDS)
 
     def _collect(self) -> List[RowFamily]:
         started = time.time()
@@ -94,13 +93,12 @@ class JoinCollector(GuardedCollector):
         outcomes: Dict[str, SourceOutcome[Any]] = {}
         jobs, users, groups, uids, unknown = self._gather(deadline, round(started, 3), outcomes)
         jobs, users = self._resolve_missing(deadline, jobs, users, uids, unknown, outcomes)
-        groups = self._resolve_groups(deadline, users, groups, uids, outcomes)
+        groups, unnamed = self._resolve_groups(deadline, users, groups, uids, outcomes)
         build_start = time.perf_counter()
-        families = []
-        if jobs is not None:
-            families.append(RowFamily(JOB_INFO, job_info_rows(jobs)))
+        families = [RowFamily(JOB_INFO, job_info_rows(jobs))]
         if users is not None and groups is not None and uids is not None:
-            families.append(RowFamily(USER_INFO, user_info_rows(uids, users, groups)))
+            rows = user_info_rows(uids, users, groups, unnamed)
+            families.append(RowFamily(USER_INFO, rows))
         build = time.perf_counter() - build_start
         scrape_ok = log_outcomes(outcomes, log)
         stages = [
@@ -124,13 +122,14 @@ class JoinCollector(GuardedCollector):
     def _gather(
         self, deadline: float, at: float, outcomes: Dict[str, SourceOutcome[Any]]
     ) -> Tuple[
-        Optional[Mapping[str, SlurmJob]],
+        Mapping[str, SlurmJob],
         Optional[UserTable],
         Optional[GroupTable],
         Optional[List[int]],
         List[str],
     ]:
-        """Step 1: squeue, the enumerations and the TSDB's two small answers."""
+        """Step 1: squeue, the enumerations and the TSDB's two small answers. When squeue
+        fails, the jobs remembered (grace period) and found by sacct are still owners."""
         batch = self.runner.batch(deadline)
         squeue = batch.start(SQUEUE, self.job_source.jobs)
         passwd = batch.start(PASSWD, self.identities.users)
@@ -140,9 +139,8 @@ class JoinCollector(GuardedCollector):
         if self.job_lookup is not None:
             unknown = batch.start(UNKNOWN_JOBS, lambda d: self.owners.unknown_jobs(d, at))
         outcomes.update(batch.wait())
-        jobs = None
-        if squeue.outcome.value is not None:
-            jobs = self.recent_jobs.update(squeue.outcome.value.items)
+        listed = _items(squeue.outcome)
+        jobs = self.recent_jobs.update(listed or [])
         return (
             jobs,
             _items(passwd.outcome),
@@ -154,15 +152,17 @@ class JoinCollector(GuardedCollector):
     def _resolve_missing(
         self,
         deadline: float,
-        jobs: Optional[Mapping[str, SlurmJob]],
+        jobs: Mapping[str, SlurmJob],
         users: Optional[UserTable],
         uids: Optional[List[int]],
         unknown: List[str],
         outcomes: Dict[str, SourceOutcome[Any]],
-    ) -> Tuple[Optional[Mapping[str, SlurmJob]], Optional[UserTable]]:
-        """Step 2: sacct for job ids nobody lists, keyed getent for uids not enumerated."""
+    ) -> Tuple[Mapping[str, SlurmJob], Optional[UserTable]]:
+        """Step 2: sacct for job ids nobody lists or remembers, keyed getent for uids not
+        enumerated."""
         lookup = self.job_lookup
-        missing_jobs = [j for j in unknown if jobs is not None and j not in jobs]
+        found: Dict[str, SlurmJob] = self.found_jobs.update([])
+        missing_jobs = [j for j in unknown if j not in jobs and j not in found]
         missing_uids = sorted({u for u in uids or () if users is not None and u not in users})
         batch = self.runner.batch(deadline)
         sacct = keyed = None
@@ -174,8 +174,9 @@ class JoinCollector(GuardedCollector):
             )
         if batch.pending:
             outcomes.update(batch.wait())
-        found = self.found_jobs.update(_items(sacct.outcome) or [] if sacct is not None else [])
-        if jobs is not None and found:
+        if sacct is not None:
+            found = self.found_jobs.update(_items(sacct.outcome) or [])
+        if found:
             jobs = attr.overlay(jobs, found)
         extra = _items(keyed.outcome) if keyed is not None else None
         if users is not None and extra:
@@ -189,18 +190,21 @@ class JoinCollector(GuardedCollector):
         groups: Optional[GroupTable],
         uids: Optional[List[int]],
         outcomes: Dict[str, SourceOutcome[Any]],
-    ) -> Optional[GroupTable]:
-        """Step 3: keyed getent group for primary gids the enumeration did not name."""
+    ) -> Tuple[Optional[GroupTable], Set[int]]:
+        """Step 3: keyed getent group for primary gids the enumeration did not name. Also
+        the gids whose lookup failed: nobody can say yet that they have no name."""
         if users is None or groups is None or not uids:
-            return groups
+            return groups, set()
         missing = attr.wanted_gids(uids, users, groups)
         if not missing:
-            return groups
+            return groups, set()
         batch = self.runner.batch(deadline)
         keyed = batch.start(GROUP_KEYED, lambda d: self.identities.lookup_groups(missing, d))
         outcomes.update(batch.wait())
         extra = _items(keyed.outcome)
-        return attr.overlay(groups, extra) if extra else groups  # type: ignore[return-value]
+        if extra is None:
+            return groups, set(missing)
+        return (attr.overlay(groups, extra) if extra else groups), set()  # type: ignore[return-value]
 
 
 def _items(outcome: SourceOutcome[Any]) -> Any:
@@ -215,12 +219,13 @@ def job_info_rows(jobs: Mapping[str, SlurmJob]) -> List[Tuple[Tuple[str, ...], f
 
 
 def user_info_rows(
-    uids: List[int], users: Mapping[int, Any], groups: Mapping[int, str]
+    uids: List[int], users: Mapping[int, Any], groups: Mapping[int, str], unknown: Set[int]
 ) -> List[Tuple[Tuple[str, ...], float]]:
-    """One row per uid with a user; ``group_name`` empty when the gid has no name."""
+    """One row per uid with a user; ``group_name`` empty when the gid has no name. Users
+    whose gid could not be looked up (``unknown``) are left out this time."""
     rows: List[Tuple[Tuple[str, ...], float]] = []
     for uid in sorted(set(uids)):
         user = users.get(uid)
-        if user is not None:
+        if user is not None and user.gid not in unknown:
             rows.append(((str(uid), user.name, groups.get(user.gid, "")), 1.0))
     return rows

@@ -24,7 +24,8 @@ dashboard and the alerts work unchanged::
 - Each rule stands alone (no rule reads another's output), so vmalert, whose written
   results reach the TSDB only after a delay, evaluates them as Prometheus does.
 
-Pure: builds text from the settings; no I/O. Imports ``promql``, ``jobidre``, ``metrics``.
+Pure: builds text from the settings; no I/O. Imports ``promql``, ``jobidre``, ``metrics``,
+``families``, ``budget`` and ``records``.
 """
 
 from __future__ import annotations
@@ -32,36 +33,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, NamedTuple, Sequence, Tuple
 
-from prometheus_cluster_exporter import jobidre
+from prometheus_cluster_exporter import families, jobidre, metrics
+from prometheus_cluster_exporter.budget import OTHER
 from prometheus_cluster_exporter.jobidre import Form
-from prometheus_cluster_exporter.metrics import (
-    FOLDED_OWNERS,
-    JOB_METADATA,
-    JOB_READ,
-    JOB_WRITE,
-    PROC_METADATA,
-    PROC_READ,
-    PROC_WRITE,
-    UNATTRIBUTED_METADATA,
-    UNATTRIBUTED_READ,
-    UNATTRIBUTED_WRITE,
-    MetricSpec,
-)
+from prometheus_cluster_exporter.metrics import FOLDED_OWNERS, MetricSpec
 from prometheus_cluster_exporter.promql import FS_LABEL, LustreSeries, quote
 from prometheus_cluster_exporter.records import FS_OF_TARGET
 
-JOB_INFO = "cluster_job_info"
-USER_INFO = "cluster_user_info"
+JOB_INFO = metrics.JOB_INFO.name
+USER_INFO = metrics.USER_INFO.name
 #: The Slurm job id taken from a Lustre jobid, before it becomes the join's ``jobid``.
 KEY = "slurm_job_id"
-#: Owner labels of the folded owners with --metrics.max-series (as ``budget.OTHER``).
-OTHER = "__other__"
 READ, WRITE, METADATA = "read", "write", "metadata"
 KINDS = (READ, WRITE, METADATA)
 _FAMILIES = {
-    READ: (JOB_READ, PROC_READ, UNATTRIBUTED_READ),
-    WRITE: (JOB_WRITE, PROC_WRITE, UNATTRIBUTED_WRITE),
-    METADATA: (JOB_METADATA, PROC_METADATA, UNATTRIBUTED_METADATA),
+    READ: (families.READ.job, families.READ.proc, families.READ.lost),
+    WRITE: (families.WRITE.job, families.WRITE.proc, families.WRITE.lost),
+    METADATA: (families.METADATA.job, families.METADATA.proc, families.METADATA.lost),
 }
 
 
@@ -79,6 +67,13 @@ def _by(*labels: str) -> str:
 
 def _sum(labels: Sequence[str], expr: str) -> str:
     return f"sum by ({_by(*labels)}) ({expr})" if labels else f"sum({expr})"
+
+
+def _labelled(expr: str, labels: Sequence[str]) -> str:
+    """``expr`` (without these labels) with each of ``labels`` set to ``__other__``."""
+    for label in labels:
+        expr = f'label_replace({expr}, "{label}", "{OTHER}", "{label}", "")'
+    return expr
 
 
 def _union(terms: Sequence[str]) -> str:
@@ -156,11 +151,8 @@ class JoinPlan:
     def unparsable_io(self, kind: str) -> str:
         """Rates of the ids no form explains, or too long to trust."""
         label = self.series.jobid_label
-        long_ids = self.per_jobid(kind, f"{label}=~{quote(jobidre.LONG)}")
-        others = self.per_jobid(
-            kind, f"{label}!~{quote(jobidre.LONG)}, {label}!~{quote(jobidre.any_of(self.forms))}"
-        )
-        return f"{long_ids}\n  or\n{others}"
+        terms = [self.per_jobid(kind, m) for m in jobidre.unparsable_matchers(label, self.forms)]
+        return _union(terms)
 
     def job_owners(self) -> str:
         return (
@@ -213,18 +205,22 @@ class JoinPlan:
     def _budgeted(
         self, record: str, family: str, owner: Tuple[str, ...], extra: Tuple[str, ...]
     ) -> List[Rule]:
-        """A family's rule, or with a budget: the biggest owners by their total over the
-        family, the others summed under ``__other__`` per tuple of ``extra`` labels, and
-        how many were folded. Sums and conservation hold either way."""
+        """A family's rule, or with a budget: the owners whose total over the family
+        reaches the N-th biggest total (ties at the N-th place all kept), the others
+        summed under ``__other__`` per tuple of ``extra`` labels, in one rule (one
+        evaluation: kept and folded owners come from the same data), and how many were
+        folded. A real owner named ``__other__`` never takes a place."""
         if not self.budget:
             return [Rule(record, family)]
-        by_owner = f"sum by ({_by(*owner)}) ({family})"
-        kept = f"topk({self.budget}, {by_owner})"
-        folded = _sum(extra, f"{family}\nunless on ({_by(*owner)})\n{kept}")
-        count = f"clamp_min(count({by_owner}) - {self.budget}, 0) or vector(0)"
+        on = f"on ({_by(*owner)})"
+        other = _labelled("vector(1)", owner)
+        ranked = f"(sum by ({_by(*owner)}) ({family})\nunless {on}\n{other})"
+        threshold = f"scalar(min(topk({self.budget}, {ranked})))"
+        kept = f"({ranked} >= {threshold})"
+        folded = _labelled(_sum(extra, f"{family}\nunless {on}\n{kept}"), owner)
+        count = f"count({ranked} < {threshold}) or vector(0)"
         return [
-            Rule(record, f"{family}\nand on ({_by(*owner)})\n{kept}"),
-            Rule(record, folded, tuple((label, OTHER) for label in owner)),
+            Rule(record, f"({family}\nand {on}\n{kept})\nor\n{folded}"),
             Rule(FOLDED_OWNERS.name, count, (("family", record),)),
         ]
 

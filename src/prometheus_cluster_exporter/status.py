@@ -17,7 +17,7 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter import __version__
-from prometheus_cluster_exporter.config import Config
+from prometheus_cluster_exporter.config import JOIN, Config
 from prometheus_cluster_exporter.report import ScrapeReport
 
 _STYLE = """
@@ -54,7 +54,7 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
         (
             "Attribution (--mode)",
             "join: in the TSDB, by the rules of 'prometheus-cluster-exporter rules'"
-            if config.mode == "join"
+            if config.mode == JOIN
             else "direct: here",
         ),
         ("Rate", f"{config.rate_function}(...[{config.timerange}])"),

@@ -46,7 +46,7 @@ INPUT = [
     # An HA pair: job 1's info twice; job 2's info ended two minutes before the evaluation.
     info('cluster_job_info{jobid="1",account="a",user="u1",instance="x"}'),
     info('cluster_job_info{jobid="1",account="a",user="u1",instance="y"}'),
-    info('cluster_job_info{jobid="2",account="b",user="u2",instance="x"}', "1x2 _x8"),
+    info('cluster_job_info{jobid="2",account="b",user="u2",instance="x"}', "1 1 stale"),
     info('cluster_job_info{jobid="3",account="c",user="u3",instance="x"}'),
     info('cluster_job_info{jobid="5",account="a",user="u1",instance="x"}'),
     info('cluster_user_info{uid="1001",user_name="bob",group_name="chem",instance="x"}'),
@@ -129,4 +129,39 @@ def test_metadata_by_mdt_and_the_fs_label(tmp_path: Path) -> None:
         case(proc_meta, [(f'{proc_meta}{{proc_name="app",group_name="chem",user_name="bob",'
                           'target="home-MDT0000",fs="home"}', 2)]),
         case(READ, [(f'{READ}{{account="a",user="u1",fs="home"}}', 5)]),
+    ], series)  # fmt: skip
+
+
+def test_budget_keeps_ties_folds_per_mdt_and_never_doubles_other(tmp_path: Path) -> None:
+    rules = print_rules(tmp_path / "rules.yml", "--timerange=2m", "--metrics.max-series=1")
+    meta = "cluster_job_metadata_operations"
+    folded = "cluster_exporter_folded_owners"
+    stats = ("stats", ',operation="open"')
+    series = [
+        counter("1", 5),
+        counter("2", 5),
+        counter("3", 1),
+        counter("4", 2),  # 1, 2 tie
+        counter("1", 6, "scratch-MDT0000", *stats),
+        counter("1", 1, "scratch-MDT0001", *stats),
+        counter("3", 2, "scratch-MDT0000", *stats),
+        counter("3", 4, "scratch-MDT0001", *stats),
+        counter("4", 3, "scratch-MDT0001", *stats),
+        info('cluster_job_info{jobid="1",account="a",user="u1"}'),
+        info('cluster_job_info{jobid="2",account="b",user="u2"}'),
+        info('cluster_job_info{jobid="3",account="c",user="u3"}'),
+        # A real owner with the labels of __other__: folded, never a second series.
+        info('cluster_job_info{jobid="4",account="__other__",user="__other__"}'),
+    ]
+    other = 'account="__other__",user="__other__"'
+    run_promtool(tmp_path, rules, [
+        case(READ, [(f'{READ}{{account="a",user="u1"}}', 5), (f'{READ}{{account="b",user="u2"}}', 5),
+                    (f"{READ}{{{other}}}", 1 + 2)]),
+        case(f'{folded}{{family="{READ}"}}', [(f'{folded}{{family="{READ}"}}', 1)]),
+        # c (2 + 4) loses to a (6 + 1) on the total: a keeps both MDTs, __other__ gets
+        # one row per MDT (c's and the real __other__'s), and every MDT's sum holds.
+        case(meta, [(f'{meta}{{account="a",user="u1",target="scratch-MDT0000"}}', 6),
+                    (f'{meta}{{account="a",user="u1",target="scratch-MDT0001"}}', 1),
+                    (f'{meta}{{{other},target="scratch-MDT0000"}}', 2),
+                    (f'{meta}{{{other},target="scratch-MDT0001"}}', 4 + 3)]),
     ], series)  # fmt: skip

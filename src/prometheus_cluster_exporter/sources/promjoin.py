@@ -15,27 +15,17 @@ and one per Slurm job id with IO that no ``cluster_job_info`` names (asked only 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.records import Parsed
+from prometheus_cluster_exporter.sources.identity import MAX_ID_DIGITS
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
 from prometheus_cluster_exporter.sources.promvector import decode_json, vector_result
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: Ids longer than this are not uids or job ids of any system (as squeue's parser).
-MAX_DIGITS = 20
-
-
-def _number(text: Any) -> Optional[str]:
-    """A label value that is a plain number, without leading zeros; None otherwise."""
-    if not isinstance(text, str) or not text.isdigit() or not text.isascii():
-        return None
-    if len(text) > MAX_DIGITS:
-        return None
-    return str(int(text))
 
 
 class PrometheusOwnerQueries:
@@ -64,12 +54,17 @@ class PrometheusOwnerQueries:
         skipped = 0
         for sample in samples:
             labels = sample.get("metric") if isinstance(sample, dict) else None
-            number = _number(labels.get(label)) if isinstance(labels, dict) else None
-            if number is None:
+            text = labels.get(label) if isinstance(labels, dict) else None
+            if not isinstance(text, str) or not text.isdigit() or not text.isascii():
                 skipped += 1
                 log.debug("%s: skipped a sample without a numeric %s: %.200r", what, label, sample)
-                continue
-            values.append(convert(number))
+            elif len(text) > MAX_ID_DIGITS:
+                # No system has such a uid or job id: nobody to look up, nothing wrong.
+                log.debug(
+                    "%s: %s %.40s... has more than %d digits", what, label, text, MAX_ID_DIGITS
+                )
+            else:
+                values.append(convert(str(int(text))))
         if skipped and not values:
             raise SourceError(f"{what}: none of the {skipped} samples has a numeric {label}")
         return Parsed(values, skipped)

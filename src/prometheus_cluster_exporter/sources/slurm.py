@@ -20,7 +20,7 @@ import logging
 from typing import Any, Dict, List, Optional, Sequence
 
 from prometheus_cluster_exporter import jsonutil
-from prometheus_cluster_exporter.cache import TTLCache
+from prometheus_cluster_exporter.cache import FINISHED_JOB_SECONDS, TTLCache
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.records import JobLookup, Parsed, SlurmJob, checked
 from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
@@ -205,7 +205,10 @@ class CachedJobLookup:
     """
 
     def __init__(
-        self, source: JobLookup, ttl: float = 3600.0, max_lookups: int = MAX_JOB_LOOKUPS
+        self,
+        source: JobLookup,
+        ttl: float = FINISHED_JOB_SECONDS,
+        max_lookups: int = MAX_JOB_LOOKUPS,
     ) -> None:
         self.source = source
         self.max_lookups = max_lookups
