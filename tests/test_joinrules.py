@@ -111,7 +111,11 @@ def test_a_form_that_names_nobody_is_left_out() -> None:
 def rules_of(*flags: str, capsys: pytest.CaptureFixture[str]) -> Tuple[str, List[Dict]]:
     assert main(["rules", *flags]) == 0
     text = capsys.readouterr().out
-    return text, yaml.safe_load(text)["groups"][0]["rules"]
+    groups = yaml.safe_load(text)["groups"]
+    assert [g["name"] for g in groups] == [
+        "cluster-exporter.join.read", "cluster-exporter.join.write", "cluster-exporter.join.metadata"
+    ]  # fmt: skip
+    return text, [rule for group in groups for rule in group["rules"]]
 
 
 def reasons(rules: List[Dict], family: str) -> Set[Optional[str]]:

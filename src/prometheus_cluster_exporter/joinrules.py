@@ -169,10 +169,13 @@ class JoinPlan:
     # -- the rules --------------------------------------------------------------------------
 
     def rules(self) -> List[Rule]:
-        out: List[Rule] = []
-        for kind in KINDS:
-            out.extend(self._rules_of(kind, *_FAMILIES[kind]))
-        return out
+        return [rule for _, rules in self.groups() for rule in rules]
+
+    def groups(self) -> List[Tuple[str, List[Rule]]]:
+        """One rule group per query (read, write, metadata): Prometheus and the rulers
+        evaluate groups concurrently, the rules of a group one after the other."""
+        return [(f"cluster-exporter.join.{kind}", self._rules_of(kind, *_FAMILIES[kind]))
+                for kind in KINDS]  # fmt: skip
 
     def _rules_of(
         self, kind: str, job: MetricSpec, proc: MetricSpec, lost: MetricSpec
@@ -257,12 +260,14 @@ def _indent(text: str, spaces: int) -> str:
 def render_rules(plan: JoinPlan, header: Sequence[str] = ()) -> str:
     """The rules as a Prometheus rule file (also read by vmalert, Thanos and Mimir)."""
     lines = [f"# {line}" if line else "#" for line in header]
-    lines += ["groups:", "  - name: cluster-exporter.join", "    rules:"]
-    for rule in plan.rules():
-        lines.append(f"      - record: {rule.record}")
-        lines.append("        expr: |-")
-        lines.append(_indent(rule.expr, 10))
-        if rule.labels:
-            lines.append("        labels:")
-            lines.extend(f"          {name}: {value}" for name, value in rule.labels)
+    lines.append("groups:")
+    for name, rules in plan.groups():
+        lines += [f"  - name: {name}", "    rules:"]
+        for rule in rules:
+            lines.append(f"      - record: {rule.record}")
+            lines.append("        expr: |-")
+            lines.append(_indent(rule.expr, 10))
+            if rule.labels:
+                lines.append("        labels:")
+                lines.extend(f"          {label}: {value}" for label, value in rule.labels)
     return "\n".join(lines) + "\n"
