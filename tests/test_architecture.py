@@ -32,7 +32,7 @@ PURE = {
     "report",
 }
 #: What only the entry point may use.
-ENTRY = {"cli", "wiring", "flags"}
+ENTRY = {"cli", "wiring", "flags", "flagtable"}
 MAX_LINES = 340
 MAX_FUNCTION_LINES = 60
 
