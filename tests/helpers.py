@@ -63,7 +63,8 @@ class FakePrometheus:
 
     The answer is chosen by the metric the query names: ``read``, ``write`` or
     ``metadata``; ``vector(1)`` (--check-config's probe) is ``probe``; join mode's
-    questions are ``uids`` and ``unknown_jobs``. Every query string
+    questions are ``uids`` and ``unknown_jobs``; --metrics.operations asks ``read_ops`` and
+    ``write_ops``. Every query string
     received is recorded.
     """
 
@@ -169,6 +170,10 @@ def kind_of(query: str) -> str:
         return "uids"
     if query.startswith("group by (jobid)"):
         return "unknown_jobs"
+    if "read_samples" in query:
+        return "read_ops"
+    if "write_samples" in query:
+        return "write_ops"
     if "read_bytes" in query:
         return "read"
     if "write_bytes" in query:

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import budget, idsort
 from prometheus_cluster_exporter import families as fam
-from prometheus_cluster_exporter.families import METADATA, QUERIES, READ, WRITE, Query
+from prometheus_cluster_exporter.families import READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
 from prometheus_cluster_exporter.metrics import OwnerRows, Row, RowFamily
@@ -88,12 +88,15 @@ class ClusterCollector(GuardedCollector):
         job_grace: float = 0.0,
         fs_label: bool = False,
         max_series: int = 0,
+        operations: bool = False,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
         self.grammar = grammar or JobidGrammar()
         self.parsed = idsort.ParseCache(self.grammar)
         self.fs_label = fs_label
+        #: The Lustre queries of a collect, in the order their families are exposed.
+        self.queries = fam.queries_of(operations)
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series
         self.problems = ProblemLog()
@@ -115,7 +118,7 @@ class ClusterCollector(GuardedCollector):
         results = self._attribute_all(scrape)
         families, shown = self._query_families(scrape, results)
         scrape_ok = log_outcomes(scrape.outcomes, log)
-        families.append(fam.stage_family(stages(scrape)))
+        families.append(fam.stage_family(stages(scrape, self.queries)))
         families.append(fam.scrape_ok_family(scrape_ok))
         elapsed = time.perf_counter() - t0
         self.last = ScrapeReport(
@@ -139,7 +142,7 @@ class ClusterCollector(GuardedCollector):
         families: List[RowFamily] = []
         shown: List[attr.Attribution] = []
         folded: List[Row] = []
-        for query in QUERIES:
+        for query in self.queries:
             result = results.get(query)
             if result is None:
                 continue
@@ -163,18 +166,15 @@ class ClusterCollector(GuardedCollector):
         return families, shown
 
     def _gather(self, scrape: ScrapeState, at: float) -> None:
-        """Step 1: the three queries (at one evaluation instant, so that read, write and
-        metadata describe the same moment), squeue and the getent enumerations."""
-        lustre = self.lustre
+        """Step 1: the queries (at one evaluation instant, so that they all describe the
+        same moment), squeue and the getent enumerations."""
         batch = self.runner.batch(scrape.deadline)
         squeue = batch.start(SQUEUE, self.job_source.jobs)
         passwd = batch.start(PASSWD, self.identities.users)
         group = batch.start(GROUP, self.identities.groups)
-        metadata = batch.start(METADATA.source, lambda d: lustre.metadata_rates(d, at))
-        read = batch.start(READ.source, lambda d: lustre.read_rates(d, at))
-        write = batch.start(WRITE.source, lambda d: lustre.write_rates(d, at))
+        asked = {q: batch.start(q.source, self._asker(q.method, at)) for q in self.queries}
         scrape.outcomes.update(batch.wait())
-        for query, pending in ((METADATA, metadata), (READ, read), (WRITE, write)):
+        for query, pending in asked.items():
             answer = pending.outcome.value
             if answer is not None:
                 scrape.rows[query] = answer.items
@@ -184,6 +184,10 @@ class ClusterCollector(GuardedCollector):
             scrape.users = passwd.outcome.value.items
         if group.outcome.value is not None:
             scrape.groups = group.outcome.value.items
+
+    def _asker(self, method: str, at: float) -> Callable[[float], Any]:
+        ask = getattr(self.lustre, method)
+        return lambda deadline: ask(deadline, at)
 
     def _columns(self, scrape: ScrapeState, deadline: float) -> None:
         """Answers given as rows (``JobidRate``/``TargetRate``) into columns, a chunk at a
@@ -278,7 +282,7 @@ class ClusterCollector(GuardedCollector):
             scrape.listed if self.grammar.numbers_are_jobs else None,
         )
         results: Dict[Query, attr.Attribution] = {}
-        for query in QUERIES:
+        for query in self.queries:
             build_start = time.perf_counter()
             rates = scrape.answers.get(query)
             if rates is not None:

@@ -125,6 +125,10 @@ class Config:
     read_metric: str = "lustre_job_read_bytes_total"
     write_metric: str = "lustre_job_write_bytes_total"
     stats_metric: str = "lustre_job_stats_total"
+    read_samples_metric: str = "lustre_job_read_samples_total"
+    write_samples_metric: str = "lustre_job_write_samples_total"
+    #: --metrics.operations: read and write operations per second, attributed like bytes.
+    operations: bool = False
     jobid_label: str = "jobid"
     target_label: str = "target"
     mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"
@@ -244,6 +248,8 @@ class Config:
             ("--lustre.read-metric", self.read_metric),
             ("--lustre.write-metric", self.write_metric),
             ("--lustre.stats-metric", self.stats_metric),
+            ("--lustre.read-samples-metric", self.read_samples_metric),
+            ("--lustre.write-samples-metric", self.write_samples_metric),
         ):
             if not _METRIC.fullmatch(value):
                 raise ConfigError(f"{flag}: {value!r} is not a valid metric name")

@@ -18,15 +18,21 @@ from prometheus_cluster_exporter.metrics import (
     FOLDED_OWNERS,
     JOB_METADATA,
     JOB_READ,
+    JOB_READ_OPS,
     JOB_WRITE,
+    JOB_WRITE_OPS,
     PROC_METADATA,
     PROC_READ,
+    PROC_READ_OPS,
     PROC_WRITE,
+    PROC_WRITE_OPS,
     SCRAPE_OK,
     STAGE_SECONDS,
     UNATTRIBUTED_METADATA,
     UNATTRIBUTED_READ,
+    UNATTRIBUTED_READ_OPS,
     UNATTRIBUTED_WRITE,
+    UNATTRIBUTED_WRITE_OPS,
     MetricSpec,
     Row,
     RowFamily,
@@ -51,6 +57,8 @@ class Query(NamedTuple):
     #: Labels after the owner's without and with the fs label.
     extra: Optional[ExtraLabels]
     extra_fs: ExtraLabels
+    #: The ``LustreSource`` method that answers it.
+    method: str
 
 
 METADATA = Query(
@@ -61,6 +69,7 @@ METADATA = Query(
     UNATTRIBUTED_METADATA,
     target_extra,
     fs_target_extra,
+    "metadata_rates",
 )
 READ = Query(
     "read query",
@@ -70,6 +79,7 @@ READ = Query(
     UNATTRIBUTED_READ,
     None,
     fs_extra,
+    "read_rates",
 )
 WRITE = Query(
     "write query",
@@ -79,9 +89,37 @@ WRITE = Query(
     UNATTRIBUTED_WRITE,
     None,
     fs_extra,
+    "write_rates",
 )
-#: In the order their families are exposed.
+READ_OPS = Query(
+    "read operations query",
+    "build_read_operations_metrics",
+    JOB_READ_OPS,
+    PROC_READ_OPS,
+    UNATTRIBUTED_READ_OPS,
+    None,
+    fs_extra,
+    "read_operations",
+)
+WRITE_OPS = Query(
+    "write operations query",
+    "build_write_operations_metrics",
+    JOB_WRITE_OPS,
+    PROC_WRITE_OPS,
+    UNATTRIBUTED_WRITE_OPS,
+    None,
+    fs_extra,
+    "write_operations",
+)
+#: In the order their families are exposed: the original's three, then the opt-in ones.
 QUERIES = (METADATA, READ, WRITE)
+OPERATIONS = (READ_OPS, WRITE_OPS)
+
+
+def queries_of(operations: bool) -> Tuple[Query, ...]:
+    """The queries a collect runs: the original's, and with --metrics.operations the
+    read and write operations."""
+    return QUERIES + OPERATIONS if operations else QUERIES
 
 
 def extra_labels(query: Query, fs_label: bool) -> Optional[ExtraLabels]:

@@ -120,6 +120,10 @@ FLAGS: Tuple[Flag, ...] = (
          QUERIES, "NAME"),
     Flag("lustre.stats-metric", ("stats_metric",), "metadata operations counter (default "
          "{default})", QUERIES, "NAME"),
+    Flag("lustre.read-samples-metric", ("read_samples_metric",), "read operations counter, "
+         "for --metrics.operations (default {default})", QUERIES, "NAME"),
+    Flag("lustre.write-samples-metric", ("write_samples_metric",), "write operations "
+         "counter, for --metrics.operations (default {default})", QUERIES, "NAME"),
     Flag("lustre.jobid-label", ("jobid_label",), "label holding the Lustre jobid (default "
          "{default})", QUERIES, "LABEL"),
     Flag("lustre.target-label", ("target_label",), "label holding the Lustre target (default "
@@ -143,6 +147,9 @@ FLAGS: Tuple[Flag, ...] = (
          ATTRIBUTION, "DURATION", _duration("--getent.cache-ttl"), show=_seconds),
     Flag("metrics.fs-label", ("fs_label",), "add an fs label (the Lustre filesystem name) to "
          "the job, process and unattributed metrics", ATTRIBUTION, switch=True),
+    Flag("metrics.operations", ("operations",), "also export read and write operations per "
+         "second per job and process owner (cluster_*_read_operations, ...)", ATTRIBUTION,
+         switch=True),
     Flag("mode", ("mode",), "where IO is attributed: direct (here, from per-jobid rates) or "
          "join (only cluster_job_info and cluster_user_info are exported; the recording "
          "rules printed by 'prometheus-cluster-exporter rules' attribute in the TSDB) "

@@ -96,6 +96,26 @@ PROC_METADATA = MetricSpec(
     "Total metadata operations per second of process names on the cluster per group, user and MDT.",
     (*_PROC, "target"),
 )
+JOB_READ_OPS = MetricSpec(
+    "cluster_job_read_operations",
+    "Read operations (calls) per second of all jobs on the cluster per account and user.",
+    ("account", "user"),
+)
+JOB_WRITE_OPS = MetricSpec(
+    "cluster_job_write_operations",
+    "Write operations (calls) per second of all jobs on the cluster per account and user.",
+    ("account", "user"),
+)
+PROC_READ_OPS = MetricSpec(
+    "cluster_proc_read_operations",
+    "Read operations (calls) per second of process names per group and user.",
+    _PROC,
+)
+PROC_WRITE_OPS = MetricSpec(
+    "cluster_proc_write_operations",
+    "Write operations (calls) per second of process names per group and user.",
+    _PROC,
+)
 SCRAPE_OK = MetricSpec(
     "cluster_exporter_scrape_ok",
     "Indicates if the scrape of the exporter was successful or not.",
@@ -136,6 +156,18 @@ UNATTRIBUTED_METADATA = MetricSpec(
     "owner, per reason and MDT.",
     ("reason", "target"),
 )
+UNATTRIBUTED_READ_OPS = MetricSpec(
+    "cluster_unattributed_read_operations",
+    "Read operations per second that could not be attributed to a job or a process owner, "
+    "per reason.",
+    ("reason",),
+)
+UNATTRIBUTED_WRITE_OPS = MetricSpec(
+    "cluster_unattributed_write_operations",
+    "Write operations per second that could not be attributed to a job or a process owner, "
+    "per reason.",
+    ("reason",),
+)
 FOLDED_OWNERS = MetricSpec(
     "cluster_exporter_folded_owners",
     "Owners summed under __other__ in this scrape by --metrics.max-series, per family.",
@@ -165,6 +197,12 @@ ALL = (
     UNATTRIBUTED_READ,
     UNATTRIBUTED_WRITE,
     UNATTRIBUTED_METADATA,
+    JOB_READ_OPS,
+    JOB_WRITE_OPS,
+    PROC_READ_OPS,
+    PROC_WRITE_OPS,
+    UNATTRIBUTED_READ_OPS,
+    UNATTRIBUTED_WRITE_OPS,
     SCRAPE_OK,
     STAGE_SECONDS,
     BUILD_INFO,

@@ -36,13 +36,16 @@ class LustreSeries:
     read_metric: str = "lustre_job_read_bytes_total"
     write_metric: str = "lustre_job_write_bytes_total"
     stats_metric: str = "lustre_job_stats_total"
+    read_samples_metric: str = "lustre_job_read_samples_total"
+    write_samples_metric: str = "lustre_job_write_samples_total"
     jobid_label: str = "jobid"
     target_label: str = "target"
     mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"
     fs_label: bool = False
 
     def throughput(self, metric: str, matchers: str = "") -> str:
-        """Per-jobid rate of a byte counter (``, fs`` with the fs label), zeros left out."""
+        """Per-jobid rate of a byte or call counter (``, fs`` with the fs label), zeros
+        left out."""
         selector = f"{metric}{{{matchers}}}" if matchers else metric
         inner = f"{self.rate_function}({selector}[{self.window}]) != 0"
         if not self.fs_label:
@@ -70,6 +73,14 @@ class LustreSeries:
     @property
     def write(self) -> str:
         return self.throughput(self.write_metric)
+
+    @property
+    def read_operations(self) -> str:
+        return self.throughput(self.read_samples_metric)
+
+    @property
+    def write_operations(self) -> str:
+        return self.throughput(self.write_samples_metric)
 
     @property
     def metadata_query(self) -> str:

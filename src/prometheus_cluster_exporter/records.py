@@ -207,6 +207,14 @@ class LustreSource(Protocol):
 
     def metadata_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]: ...
 
+    def read_operations(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]:
+        """Read calls per second per jobid (asked only with --metrics.operations)."""
+        ...
+
+    def write_operations(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]:
+        """Write calls per second per jobid (asked only with --metrics.operations)."""
+        ...
+
 
 class JobSource(Protocol):
     """Slurm jobs that may be doing IO right now."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from prometheus_cluster_exporter.families import QUERIES, Query
 from prometheus_cluster_exporter.jobid import Ref
@@ -81,7 +81,7 @@ def made_a_call(outcome: SourceOutcome[Any]) -> bool:
     return not (isinstance(outcome.value, Parsed) and not outcome.value.fetched)
 
 
-def stages(scrape: ScrapeState) -> List[Tuple[str, float]]:
+def stages(scrape: ScrapeState, queries: Sequence[Query] = QUERIES) -> List[Tuple[str, float]]:
     """(stage, seconds): each source's call (lookups only when they ran), then each
     query's call plus its attribution."""
     out = scrape.outcomes
@@ -90,7 +90,7 @@ def stages(scrape: ScrapeState) -> List[Tuple[str, float]]:
         for name, stage in RETRIEVE_STAGES
         if name in out and made_a_call(out[name])
     ]
-    for query in QUERIES:
+    for query in queries:
         seconds = out[query.source].seconds + scrape.build_seconds.get(query, 0.0)
         stages.append((query.stage, seconds))
     return stages

@@ -22,7 +22,9 @@ Rates are per second for the whole job: bytes are spread evenly over the OSTs of
 filesystem, metadata operations over its MDTs. Schemas: ``hp`` emits zero-valued series
 (as HP's exporter does), ``gsi`` leaves them out, ``lustrefs`` adds
 ``operation="read_bytes"``/``"write_bytes"`` and ``otel_scope_name`` to the byte counters
-(as DDN's lustrefs-exporter does). Samples carry timestamps, so with
+(as DDN's lustrefs-exporter does). Every schema serves the call counters
+``lustre_job_read_samples_total`` and ``lustre_job_write_samples_total`` (``read_ops``,
+``write_ops``), per OST as the bytes (lustrefs with ``otel_scope_name``). Samples carry timestamps, so with
 ``honor_timestamps`` the rates Prometheus computes are exact.
 """
 
@@ -55,8 +57,9 @@ SPEC_HELP = """spec file (JSON; re-read whenever it changes, counters continue a
   schema       hp (zero-valued series too), gsi (without them) or lustrefs (DDN's labels)
   filesystems  name -> number of OSTs and MDTs
   jobs         jobid (as Lustre would name it: 4242, rsync.1001), its filesystem (default:
-               the first), read and write bytes per second, metadata and OST operations
-               per second by operation name; spread evenly over the OSTs and MDTs
+               the first), read and write bytes per second, read_ops and write_ops (read
+               and write calls per second), metadata and OST operations per second by
+               operation name; spread evenly over the OSTs and MDTs
 """
 
 SCHEMAS = ("hp", "gsi", "lustrefs")
@@ -89,12 +92,15 @@ def series_rates(spec: Dict[str, Any]) -> Dict[Key, float]:
         for metric, field, op in (
             ("lustre_job_read_bytes_total", "read", "read_bytes"),
             ("lustre_job_write_bytes_total", "write", "write_bytes"),
+            ("lustre_job_read_samples_total", "read_ops", ""),
+            ("lustre_job_write_samples_total", "write_ops", ""),
         ):
             rate = float(job.get(field, 0.0))
             for target in osts:
                 labels = {"component": "ost", "jobid": jobid, "target": target}
                 if schema == "lustrefs":
-                    labels["operation"] = op
+                    if op:
+                        labels["operation"] = op
                     labels["otel_scope_name"] = "lustrefs-exporter"
                 rates[(metric, tuple(sorted(labels.items())))] = rate / len(osts)
         for field, component, targets in (("mdt_ops", "mdt", mdts), ("ost_ops", "ost", osts)):
@@ -149,6 +155,8 @@ class Simulation:
             "lustre_job_read_bytes_total": "The total number of bytes that have been read.",
             "lustre_job_write_bytes_total": "The total number of bytes that have been written.",
             "lustre_job_stats_total": "Number of operations the filesystem has performed.",
+            "lustre_job_read_samples_total": "Total number of reads that have been recorded.",
+            "lustre_job_write_samples_total": "Total number of writes that have been recorded.",
         }
         for metric, lines in by_metric.items():
             out.append(f"# HELP {metric} {helps.get(metric, metric)}")

@@ -56,6 +56,8 @@ class Sources:
     probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
     #: Join mode's questions to the TSDB (None in direct mode).
     owners: Optional[OwnerQueries] = None
+    #: The built-in demo cluster, which shows every opt-in family.
+    demo: bool = False
 
     def close(self) -> int:
         """Kill the commands still running (at shutdown); how many there were."""
@@ -72,7 +74,7 @@ def build_sources(config: Config, demo: bool = False) -> Sources:
         from prometheus_cluster_exporter.sources.demo import demo_sources
 
         lustre, jobs, identities = demo_sources()
-        return Sources(lustre, jobs, identities, None, "the built-in demo cluster")
+        return Sources(lustre, jobs, identities, None, "the built-in demo cluster", demo=True)
     return _cluster_sources(config)
 
 
@@ -84,6 +86,8 @@ def lustre_series(config: Config) -> LustreSeries:
         read_metric=config.read_metric,
         write_metric=config.write_metric,
         stats_metric=config.stats_metric,
+        read_samples_metric=config.read_samples_metric,
+        write_samples_metric=config.write_samples_metric,
         jobid_label=config.jobid_label,
         target_label=config.target_label,
         mdt_target_regex=config.mdt_target_regex,
@@ -168,6 +172,7 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         job_grace=config.effective_job_grace,
         fs_label=config.fs_label,
         max_series=config.max_series,
+        operations=config.operations or sources.demo,
     )
 
 

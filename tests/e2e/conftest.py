@@ -138,26 +138,28 @@ def build_spec(jobs: SlurmJobs) -> dict:
     return {
         "filesystems": {"scratch": {"osts": 4, "mdts": 2}, "home": {"osts": 2, "mdts": 1}},
         "jobs": [
-            {"jobid": n["alice-physics"], "read": 10 * MIB, "write": MIB,
-             "mdt_ops": {"open": 20, "close": 20, "getattr": 10}, "ost_ops": {"punch": 8}},
+            {"jobid": n["alice-physics"], "read": 10 * MIB, "write": MIB, "read_ops": 160,
+             "write_ops": 1024, "mdt_ops": {"open": 20, "close": 20, "getattr": 10},
+             "ost_ops": {"punch": 8}},
             {"jobid": n["alice-chemistry"], "read": 3 * MIB, "write": 0, "mdt_ops": {"mkdir": 4},
              "schema": "gsi"},
             {"jobid": n["bob-chemistry"], "fs": "home", "read": 2 * MIB, "write": 4 * MIB,
-             "mdt_ops": {"open": 6}, "schema": "lustrefs"},
+             "read_ops": 32, "write_ops": 64, "mdt_ops": {"open": 6}, "schema": "lustrefs"},
             {"jobid": n["carol-pending"], "read": 1000, "schema": "gsi"},
             {"jobid": n["carol-idle"]},  # HP schema: zero-valued series only
             {"jobid": n["array-1"], "read": 512 * 1024, "write": 256 * 1024, "schema": "lustrefs"},
             {"jobid": n["array-2"], "read": 512 * 1024, "write": 256 * 1024},
             {"jobid": f"python3.{uid('alice')}", "read": 700000, "write": 100000,
-             "mdt_ops": {"open": 30}},
-            {"jobid": f"my.app.{uid('bob')}", "read": 123456, "write": 654321, "schema": "gsi"},
+             "read_ops": 50, "write_ops": 400, "mdt_ops": {"open": 30}},
+            {"jobid": f"my.app.{uid('bob')}", "read": 123456, "write": 654321, "write_ops": 20,
+             "schema": "gsi"},
             {"jobid": "rsync.0", "read": 4096, "write": 8192, "schema": "lustrefs"},
             # dave is a directory user: not in the enumeration, resolved by key.
             {"jobid": f"vim.{uid('dave')}", "read": 2222, "mdt_ops": {"stat": 2}},
             # Not attributable: unknown uid, no grammar, a job Slurm never had.
-            {"jobid": "cp.59999", "read": 111, "schema": "gsi"},
-            {"jobid": "nodot", "read": 222, "mdt_ops": {"open": 2}},
-            {"jobid": "9999999", "read": 333, "write": 444, "schema": "lustrefs"},
+            {"jobid": "cp.59999", "read": 111, "read_ops": 3, "schema": "gsi"},
+            {"jobid": "nodot", "read": 222, "read_ops": 2, "mdt_ops": {"open": 2}},
+            {"jobid": "9999999", "read": 333, "write": 444, "write_ops": 7, "schema": "lustrefs"},
         ],
     }  # fmt: skip
 
@@ -177,9 +179,10 @@ Labels = Tuple[Tuple[str, str], ...]
 
 
 def expected_series(
-    spec: dict, jobs: SlurmJobs, fs_label: bool = False
+    spec: dict, jobs: SlurmJobs, fs_label: bool = False, operations: bool = False
 ) -> Dict[str, Dict[Labels, float]]:
-    """Ground truth, computed from the spec and the submitted jobs alone."""
+    """Ground truth, computed from the spec and the submitted jobs alone (with the read
+    and write operations families if ``operations``)."""
     fs_mdts = {fs: layout["mdts"] for fs, layout in spec["filesystems"].items()}
     users = {uid(u): u for u in GROUP_OF}
     out: Dict[str, Dict[Labels, float]] = {}
@@ -212,6 +215,9 @@ def expected_series(
             owner = {**owner, "fs": fs}
         add(f"cluster_{kind}_read_throughput_bytes", owner, job.get("read", 0))
         add(f"cluster_{kind}_write_throughput_bytes", owner, job.get("write", 0))
+        if operations:
+            add(f"cluster_{kind}_read_operations", owner, job.get("read_ops", 0))
+            add(f"cluster_{kind}_write_operations", owner, job.get("write_ops", 0))
         mdts = fs_mdts[fs]
         for i in range(mdts):
             ops = sum(rate / mdts for rate in job.get("mdt_ops", {}).values() if rate / mdts >= 1)
@@ -239,6 +245,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory, slurm_jobs: SlurmJobs) 
             "spec_paths": spec_paths,
             "expected": expected_series(spec, slurm_jobs),
             "expected_fs": expected_series(spec, slurm_jobs, fs_label=True),
+            "expected_ops": expected_series(spec, slurm_jobs, operations=True),
             "jobs": slurm_jobs,
         }
     finally:

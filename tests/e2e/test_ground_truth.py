@@ -28,6 +28,9 @@ FAMILIES = tuple(
     for kind in KINDS
     for what in ("read_throughput_bytes", "write_throughput_bytes", "metadata_operations")
 )
+OPERATIONS = tuple(
+    f"cluster_{kind}_{what}_operations" for kind in KINDS for what in ("read", "write")
+)
 Labels = Tuple[Tuple[str, str], ...]
 Expected = Dict[str, Dict[Labels, float]]
 
@@ -36,9 +39,11 @@ def scrape(url: str) -> Scrape:
     return Scrape(c.http_get(url + "/metrics", timeout=30).decode())
 
 
-def differences(actual: Scrape, expected: Expected) -> List[str]:
+def differences(
+    actual: Scrape, expected: Expected, families: Tuple[str, ...] = FAMILIES
+) -> List[str]:
     problems = []
-    for family in FAMILIES:
+    for family in families:
         got = actual.series(family)
         want = expected.get(family, {})
         for labels in sorted(set(got) | set(want)):
@@ -51,18 +56,21 @@ def differences(actual: Scrape, expected: Expected) -> List[str]:
     return problems
 
 
-def matching_scrape(url: str, expected: Expected, scrape_ok: float = 1) -> Scrape:
+def matching_scrape(
+    url: str, expected: Expected, scrape_ok: float = 1, families: Tuple[str, ...] = FAMILIES
+) -> Scrape:
     last: List[Scrape] = []
 
     def attempt() -> bool:
         s = scrape(url)
         last[:] = [s]
-        return s.value("cluster_exporter_scrape_ok") == scrape_ok and not differences(s, expected)
+        ok = s.value("cluster_exporter_scrape_ok") == scrape_ok
+        return ok and not differences(s, expected, families)
 
     try:
         c.wait_until(attempt, 30, "the exporter to report the ground truth", interval=1.0)
     except AssertionError:
-        problems = differences(last[0], expected) if last else ["no scrape"]
+        problems = differences(last[0], expected, families) if last else ["no scrape"]
         ok = last[0].value("cluster_exporter_scrape_ok") if last else None
         raise AssertionError(
             f"exporter disagrees with ground truth (scrape_ok={ok}):\n" + "\n".join(problems)
@@ -112,6 +120,28 @@ def test_fs_label(start_exporter: StartExporter, simulation: dict) -> None:
     s = matching_scrape(url, simulation["expected_fs"])
     assert s.value("cluster_job_read_throughput_bytes", account="chemistry", user="bob",
                    fs="home") == pytest.approx(2 * 1024 * 1024, rel=0.02)  # fmt: skip
+
+
+def test_operations_are_attributed_like_bytes(
+    start_exporter: StartExporter, simulation: dict
+) -> None:
+    """--metrics.operations: read and write calls per second of every owner and reason
+    equal the known rates, from all three schemas, and add up like the bytes."""
+    url = start_exporter("--metrics.operations")
+    s = matching_scrape(url, simulation["expected_ops"], families=FAMILIES + OPERATIONS)
+    for what in ("read", "write"):
+        exported = math.fsum(
+            v for kind in KINDS for v in s.series(f"cluster_{kind}_{what}_operations").values()
+        )
+        produced = math.fsum(job.get(f"{what}_ops", 0) for job in simulation["spec"]["jobs"])
+        assert math.isclose(exported, produced, rel_tol=0.02), (what, exported, produced)
+    # Average write size of alice's physics job: 1 MiB/s in 1,024 calls/s.
+    size = s.value("cluster_job_write_throughput_bytes", account="physics", user="alice") / (
+        s.value("cluster_job_write_operations", account="physics", user="alice") or 1
+    )
+    assert size == pytest.approx(1024, rel=0.02)
+    names = {dict(k)["name"] for k in s.series("cluster_exporter_stage_execution_seconds")}
+    assert {"build_read_operations_metrics", "build_write_operations_metrics"} <= names
 
 
 def test_sacct_without_accounting_fails_cleanly(

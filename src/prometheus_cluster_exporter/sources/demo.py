@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -105,6 +106,14 @@ class DemoCluster:
         """Throughput per jobid; all of the demo's IO is on one filesystem."""
         return [JobidRate(s.jobid, getattr(s, kind) * self._level(s), _FS) for s in self._series]
 
+    def operations(self, kind: str) -> List[JobidRate]:
+        """Calls per second per jobid: the throughput over an IO size of 4 KiB to 1 MiB,
+        fixed per jobid (a few jobs write small blocks, most large ones)."""
+        return [
+            JobidRate(rate.jobid, rate.value / (4096 << zlib.crc32(rate.jobid.encode()) % 9), _FS)
+            for rate in self.rates(kind)
+        ]
+
     def metadata(self) -> List[TargetRate]:
         out: List[TargetRate] = []
         for s in self._series:
@@ -125,6 +134,16 @@ class DemoLustreSource:
 
     def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[List[JobidRate]]:
         return Parsed(self.cluster.rates("write"))
+
+    def read_operations(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[JobidRate]]:
+        return Parsed(self.cluster.operations("read"))
+
+    def write_operations(
+        self, deadline: float, at: Optional[float] = None
+    ) -> Parsed[List[JobidRate]]:
+        return Parsed(self.cluster.operations("write"))
 
     def metadata_rates(
         self, deadline: float, at: Optional[float] = None

@@ -55,6 +55,8 @@ class LustreQueries:
     read: str
     write: str
     metadata: str
+    read_operations: str
+    write_operations: str
     jobid_label: str
     target_label: str
     mdt_target_regex: str
@@ -71,6 +73,8 @@ class LustreQueries:
             read=series.read,
             write=series.write,
             metadata=series.metadata_query,
+            read_operations=series.read_operations,
+            write_operations=series.write_operations,
             jobid_label=series.jobid_label,
             target_label=series.target_label,
             mdt_target_regex=series.mdt_target_regex,
@@ -139,6 +143,13 @@ class PrometheusLustreSource:
 
     def write_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
         return self._throughput(self.queries.write, deadline, at, "write query")
+
+    def read_operations(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
+        return self._throughput(self.queries.read_operations, deadline, at, "read operations query")
+
+    def write_operations(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
+        what = "write operations query"
+        return self._throughput(self.queries.write_operations, deadline, at, what)
 
     def metadata_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
         q = self.queries
