@@ -45,11 +45,14 @@ USER_INFO = metrics.USER_INFO.name
 #: The Slurm job id taken from a Lustre jobid, before it becomes the join's ``jobid``.
 KEY = "slurm_job_id"
 READ, WRITE, METADATA = "read", "write", "metadata"
+READ_OPS, WRITE_OPS = "read_operations", "write_operations"
 KINDS = (READ, WRITE, METADATA)
 _FAMILIES = {
     READ: (families.READ.job, families.READ.proc, families.READ.lost),
     WRITE: (families.WRITE.job, families.WRITE.proc, families.WRITE.lost),
     METADATA: (families.METADATA.job, families.METADATA.proc, families.METADATA.lost),
+    READ_OPS: (families.READ_OPS.job, families.READ_OPS.proc, families.READ_OPS.lost),
+    WRITE_OPS: (families.WRITE_OPS.job, families.WRITE_OPS.proc, families.WRITE_OPS.lost),
 }
 
 
@@ -89,12 +92,19 @@ class JoinPlan:
     lookback: str = "5m"
     #: --metrics.max-series: owners kept per job and process family (0: all).
     budget: int = 0
+    #: --metrics.operations: the read and write operations families too.
+    operations: bool = False
 
     @classmethod
     def build(
-        cls, series: LustreSeries, formats: Sequence[str], lookback: str, budget: int = 0
+        cls,
+        series: LustreSeries,
+        formats: Sequence[str],
+        lookback: str,
+        budget: int = 0,
+        operations: bool = False,
     ) -> JoinPlan:
-        return cls(series, tuple(jobidre.forms_of(formats)), lookback, budget)
+        return cls(series, tuple(jobidre.forms_of(formats)), lookback, budget, operations)
 
     # -- building blocks ------------------------------------------------------------------
 
@@ -106,7 +116,9 @@ class JoinPlan:
         the family's labels after the owner's (``target``, ``fs``)."""
         s = self.series
         if kind != METADATA:
-            return s.throughput(s.read_metric if kind == READ else s.write_metric, matchers)
+            metric = {READ: s.read_metric, WRITE: s.write_metric, READ_OPS: s.read_samples_metric,
+                      WRITE_OPS: s.write_samples_metric}[kind]  # fmt: skip
+            return s.throughput(metric, matchers)
         expr = s.metadata(matchers)
         if s.target_label != "target":
             expr = f'label_replace({expr}, "target", "$1", {quote(s.target_label)}, "(.*)")'
@@ -175,7 +187,11 @@ class JoinPlan:
         """One rule group per query (read, write, metadata): Prometheus and the rulers
         evaluate groups concurrently, the rules of a group one after the other."""
         return [(f"cluster-exporter.join.{kind}", self._rules_of(kind, *_FAMILIES[kind]))
-                for kind in KINDS]  # fmt: skip
+                for kind in self.kinds()]  # fmt: skip
+
+    def kinds(self) -> Tuple[str, ...]:
+        """The queries the rules attribute: read, write, metadata, and the operations."""
+        return (*KINDS, READ_OPS, WRITE_OPS) if self.operations else KINDS
 
     def _rules_of(
         self, kind: str, job: MetricSpec, proc: MetricSpec, lost: MetricSpec

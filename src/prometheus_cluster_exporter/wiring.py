@@ -98,7 +98,11 @@ def lustre_series(config: Config) -> LustreSeries:
 def join_plan(config: Config) -> JoinPlan:
     """What join mode's rules (and the exporter's own two queries) are built from."""
     return JoinPlan.build(
-        lustre_series(config), config.jobid_formats, config.info_lookback, config.max_series
+        lustre_series(config),
+        config.jobid_formats,
+        config.info_lookback,
+        config.max_series,
+        config.operations,
     )
 
 
