@@ -313,4 +313,5 @@ def start_exporter(
 
 @pytest.fixture(scope="session")
 def exporter(start_exporter: StartExporter) -> str:
-    return start_exporter()
+    # With the operations families, which the dashboard's and the rules' tests need.
+    return start_exporter("--metrics.operations")
