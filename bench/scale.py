@@ -350,6 +350,9 @@ def serve(cluster: Cluster) -> FakePrometheus:
     prom = FakePrometheus()
     for kind, body in cluster.gzipped.items():
         prom.set(kind, body, headers={"Content-Encoding": "gzip"})
+    # With -- --metrics.operations: the call counters' answers, shaped as the bytes'.
+    for kind in ("read", "write"):
+        prom.set(f"{kind}_ops", cluster.gzipped[kind], headers={"Content-Encoding": "gzip"})
     prom.start()
     return prom
 
