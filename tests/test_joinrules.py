@@ -206,8 +206,13 @@ def test_rules_record_the_operations_families_with_the_flag(
         assert reasons(rules, f"cluster_unattributed_{what}_operations") == {
             "unknown_job", "unknown_uid", "unknown_gid", "unparsable_jobid"
         }  # fmt: skip
-        assert f"irate(lustre_job_{what}_samples_total{{" in text
-    assert "cluster-exporter.join.read_operations" in text
+        for family in (f"cluster_job_{what}_operations", f"cluster_proc_{what}_operations"):
+            expr = next(r["expr"] for r in rules if r["record"] == family)
+            assert f"irate(lustre_job_{what}_samples_total{{" in expr, family
+            assert "_bytes_total" not in expr and "_samples_total" in expr
+    groups = [g["name"] for g in yaml.safe_load(text)["groups"]]
+    assert groups[3:] == ["cluster-exporter.join.read_operations",
+                          "cluster-exporter.join.write_operations"]  # fmt: skip
     assert "rules --metrics.operations" in text
     plain, _ = rules_of(capsys=capsys)
     assert "samples" not in plain

@@ -8,6 +8,8 @@ from typing import Callable, Dict
 
 import pytest
 
+from prometheus_cluster_exporter.families import OPERATIONS, QUERIES
+from prometheus_cluster_exporter.records import LustreSource
 from prometheus_cluster_exporter.simulate import SCHEMAS, series_rates
 from tests.helpers import FIXTURES, Exporter, FakePrometheus
 
@@ -45,7 +47,14 @@ def test_operations_are_off_by_default(
 ) -> None:
     crossed(fake_prometheus)
     s = start_exporter().scrape()
+    assert s.value("cluster_exporter_scrape_ok") == 1
     assert not [f for f in s.families if f.endswith("_operations") and "metadata" not in f]
+    stages = {dict(k)["name"] for k in s.series("cluster_exporter_stage_execution_seconds")}
+    assert stages == {
+        "retrieve_running_jobs", "retrieve_user_name_info", "retrieve_group_name_info",
+        "retrieve_missing_user_info", "retrieve_missing_group_info",
+        "build_metadata_metrics", "build_read_throughput_metrics", "build_write_throughput_metrics",
+    }  # fmt: skip
     assert not [q for q in fake_prometheus.queries if "samples" in q]
 
 
@@ -56,7 +65,8 @@ def test_a_failing_operations_query_costs_only_its_families(
     fake_prometheus.set("write_ops", b"upstream error", status=500)
     s = start_exporter("--metrics.operations").scrape()
     assert s.value("cluster_exporter_scrape_ok") == 0
-    assert not s.has("cluster_job_write_operations")
+    for kind in KINDS:
+        assert not s.has(f"cluster_{kind}_write_operations"), kind
     assert s.series("cluster_job_read_operations") and s.series("cluster_job_read_throughput_bytes")
 
 
@@ -84,3 +94,8 @@ def test_the_simulator_serves_the_call_counters_in_every_schema(schema: str) -> 
             assert dict(labels)["target"].startswith("scratch-OST"), "per OST, as the bytes"
     assert per_metric["lustre_job_read_samples_total"] == 10
     assert per_metric["lustre_job_write_samples_total"] == 4
+
+
+def test_every_query_names_a_method_of_the_lustre_source() -> None:
+    for query in (*QUERIES, *OPERATIONS):
+        assert callable(getattr(LustreSource, query.method, None)), query.method

@@ -9,7 +9,8 @@ Sample output (``curl -s localhost:9846/metrics``, HELP and TYPE lines left out)
 
 A collect runs in three steps, each bounded by the same deadline:
 
-1. concurrently: the three queries, squeue, and the passwd/group enumerations;
+1. concurrently: the queries (three, five with ``--metrics.operations``), squeue, and
+   the passwd/group enumerations;
 2. concurrently, for what step 1 left unknown: sacct for numeric jobids (if enabled) and a
    keyed ``getent passwd`` for uids missing from the enumeration;
 3. a keyed ``getent group`` for primary gids still without a name.

@@ -1,7 +1,9 @@
 """Metric families from attribution results: pure functions, no I/O, no state.
 
-One table, ``QUERIES``, says for each Lustre query which families it feeds, which
-stage times its build, and which labels follow the owner's: the MDT ``target`` for
+One table of queries, ``QUERIES`` (the original's three) and ``OPERATIONS`` (with
+``--metrics.operations``), says for each Lustre query which families it feeds, which
+``LustreSource`` method answers it, which stage times its build, and which labels follow
+the owner's: the MDT ``target`` for
 metadata, and ``fs`` with ``--metrics.fs-label``. Imports ``metrics`` and ``records``.
 
 Sample (a read answer, fs label on)::

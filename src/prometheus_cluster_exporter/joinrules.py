@@ -184,8 +184,8 @@ class JoinPlan:
         return [rule for _, rules in self.groups() for rule in rules]
 
     def groups(self) -> List[Tuple[str, List[Rule]]]:
-        """One rule group per query (read, write, metadata): Prometheus and the rulers
-        evaluate groups concurrently, the rules of a group one after the other."""
+        """One rule group per query (read, write, metadata, and the operations): Prometheus
+        and the rulers evaluate groups concurrently, the rules of a group in turn."""
         return [(f"cluster-exporter.join.{kind}", self._rules_of(kind, *_FAMILIES[kind]))
                 for kind in self.kinds()]  # fmt: skip
 
@@ -249,7 +249,7 @@ class JoinPlan:
         """The Slurm job ids with IO now that no info series names (for sacct)."""
         if not any(form.is_job for form in self.forms):
             return ""
-        io = _union([self.job_io(kind) for kind in KINDS])
+        io = _union([self.job_io(kind) for kind in self.kinds()])
         return f"group by (jobid) (\n({io})\nunless on (jobid)\n{self.job_owners()})"
 
     def uids_query(self) -> str:

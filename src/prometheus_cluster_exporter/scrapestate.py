@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from prometheus_cluster_exporter.families import QUERIES, Query
+from prometheus_cluster_exporter.families import Query
 from prometheus_cluster_exporter.jobid import Ref
 from prometheus_cluster_exporter.records import Answer, Parsed, PasswdEntry, Rates, SlurmJob
 from prometheus_cluster_exporter.runner import SourceOutcome
 
-# Source names as they appear in logs (the queries' are in ``families.QUERIES``).
+# Source names as they appear in logs (the queries' are in ``families``).
 SQUEUE = "squeue"
 PASSWD = "getent passwd"  # noqa: S105 - a source name, not a secret
 GROUP = "getent group"
@@ -81,7 +81,7 @@ def made_a_call(outcome: SourceOutcome[Any]) -> bool:
     return not (isinstance(outcome.value, Parsed) and not outcome.value.fetched)
 
 
-def stages(scrape: ScrapeState, queries: Sequence[Query] = QUERIES) -> List[Tuple[str, float]]:
+def stages(scrape: ScrapeState, queries: Sequence[Query]) -> List[Tuple[str, float]]:
     """(stage, seconds): each source's call (lookups only when they ran), then each
     query's call plus its attribution."""
     out = scrape.outcomes

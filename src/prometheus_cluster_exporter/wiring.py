@@ -56,7 +56,7 @@ class Sources:
     probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
     #: Join mode's questions to the TSDB (None in direct mode).
     owners: Optional[OwnerQueries] = None
-    #: The built-in demo cluster, which shows every opt-in family.
+    #: The built-in demo cluster, which shows the operations families too.
     demo: bool = False
 
     def close(self) -> int:

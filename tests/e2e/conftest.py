@@ -313,5 +313,11 @@ def start_exporter(
 
 @pytest.fixture(scope="session")
 def exporter(start_exporter: StartExporter) -> str:
-    # With the operations families, which the dashboard's and the rules' tests need.
+    """The exporter with its default flags."""
+    return start_exporter()
+
+
+@pytest.fixture(scope="session")
+def exporter_with_operations(start_exporter: StartExporter) -> str:
+    """With the operations families, which the dashboard and the rules show."""
     return start_exporter("--metrics.operations")

@@ -63,10 +63,10 @@ def substitute(expr: str) -> str:
 
 @pytest.fixture(scope="module")
 def prometheus_of_exporter(
-    backend: str, exporter: str, tmp_path_factory: pytest.TempPathFactory
+    backend: str, exporter_with_operations: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     # Runs once per query backend: the exporter behind it queries Prometheus or VictoriaMetrics.
-    target = exporter.replace("http://", "")
+    target = exporter_with_operations.replace("http://", "")
     proc, url = c.start_prometheus(
         tmp_path_factory.mktemp("prometheus-of-exporter"), [target], job="cluster-exporter",
         interval="2s", rule_files=[str(RULES)],

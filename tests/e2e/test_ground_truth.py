@@ -92,6 +92,7 @@ def assert_conservation(s: Scrape, spec: dict) -> None:
 
 def test_every_value_matches_ground_truth(exporter: str, simulation: dict) -> None:
     s = matching_scrape(exporter, simulation["expected"])
+    assert not [f for f in OPERATIONS if s.has(f)], "operations only with the flag"
     assert_conservation(s, simulation["spec"])
     # Spot checks that the fixture really covers what it claims to.
     assert s.value("cluster_job_read_throughput_bytes", account="chemistry", user="alice")

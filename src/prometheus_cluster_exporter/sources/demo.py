@@ -107,8 +107,8 @@ class DemoCluster:
         return [JobidRate(s.jobid, getattr(s, kind) * self._level(s), _FS) for s in self._series]
 
     def operations(self, kind: str) -> List[JobidRate]:
-        """Calls per second per jobid: the throughput over an IO size of 4 KiB to 1 MiB,
-        fixed per jobid (a few jobs write small blocks, most large ones)."""
+        """Calls per second per jobid: the throughput over an IO size of 4 KiB to 1 MiB
+        (a power of two), fixed per jobid."""
         return [
             JobidRate(rate.jobid, rate.value / (4096 << zlib.crc32(rate.jobid.encode()) % 9), _FS)
             for rate in self.rates(kind)
