@@ -78,8 +78,6 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -93,6 +91,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.e2e.components import Process, free_port
 from tests.helpers import Exporter, FakePrometheus
 
 from bench.scale import (
@@ -252,13 +251,6 @@ def join_line(workload: JoinWorkload, r: Dict[str, Any]) -> str:
 # -- the rules in Prometheus --------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def get_json(url: str, timeout: float = 120.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
@@ -306,41 +298,6 @@ def proc_status(pid: int) -> Dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             status[key] = int(value.split()[0]) / 1024
     return status
-
-
-class Process:
-    """A child process (its output to a log file), stopped by its PID."""
-
-    def __init__(self, argv: List[str], log_path: Path, env: Optional[Dict[str, str]] = None):
-        self.name = " ".join(Path(argv[0]).name.split() + argv[1:3])
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env)  # fmt: skip
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            match = re.search(pattern, self.log())
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name}: no {pattern!r} in its log:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
 
 
 @dataclass
@@ -415,12 +372,17 @@ def watch_rules(prom: str, since: float, evaluations: int, interval: int) -> Dic
     last: Dict[str, str] = {}
     end = time.monotonic() + (evaluations + 3) * interval + 120
 
+    names: List[str] = []
+
     def rounds() -> int:
-        counts = [len(v) for v in seen["by_group"].values()]
+        # Every group counts, also one not evaluated yet: the groups start apart.
+        counts = [len(seen["by_group"].get(name, ())) for name in names]
         return min(counts) if counts else 0
 
-    while rounds() < evaluations and time.monotonic() < end:
-        for group in get_json(f"{prom}/api/v1/rules")["data"]["groups"]:
+    while (not names or rounds() < evaluations) and time.monotonic() < end:
+        groups = get_json(f"{prom}/api/v1/rules")["data"]["groups"]
+        names[:] = [group["name"] for group in groups]
+        for group in groups:
             stamp = group["lastEvaluation"]
             if stamp == last.get(group["name"]) or _unix(stamp) <= since:
                 continue
@@ -508,7 +470,7 @@ def measure_tsdb(
             root / "simulate.log",
         )  # fmt: skip
         started.append(simulate)
-        lustre = simulate.wait_for(r"Listening on http://(127\.0\.0\.1:\d+)").group(1)
+        lustre = simulate.wait_for_log(r"Listening on http://(127\.0\.0\.1:\d+)", 60).group(1)
         env = dict(os.environ, PATH=f"{cluster.bin}:{os.environ['PATH']}")
         exporter = Exporter(
             [*(["--mode=join"] if mode == "join" else []), f"--promserver={prom}",
@@ -524,7 +486,7 @@ def measure_tsdb(
             root / "prometheus.log",
         )  # fmt: skip
         started.append(server)
-        server.wait_for("Server is ready to receive web requests")
+        server.wait_for_log("Server is ready to receive web requests", 60)
         pid = server.proc.pid
         # Ready: every Lustre read series has a rate (two scrapes), the exporter scraped.
         wanted = jobids * OSTS

@@ -42,7 +42,7 @@ from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter.families import READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
-from prometheus_cluster_exporter.metrics import OwnerRows, Row, RowFamily
+from prometheus_cluster_exporter.metrics import Row, RowFamily
 from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
 from prometheus_cluster_exporter.problems import ProblemLog
 from prometheus_cluster_exporter.records import (
@@ -53,8 +53,7 @@ from prometheus_cluster_exporter.records import (
     Rates,
     columns_of,
 )
-from prometheus_cluster_exporter.report import ScrapeReport, SourceStatus, top_consumers
-from prometheus_cluster_exporter.runner import log_outcomes
+from prometheus_cluster_exporter.report import top_consumers
 from prometheus_cluster_exporter.scrapestate import (
     BUILD_SECONDS,
     GROUP,
@@ -118,21 +117,15 @@ class ClusterCollector(GuardedCollector):
         self._resolve_groups(scrape)
         results = self._attribute_all(scrape)
         families, shown = self._query_families(scrape, results)
-        scrape_ok = log_outcomes(scrape.outcomes, log)
-        families.append(fam.stage_family(stages(scrape, self.queries)))
-        families.append(fam.scrape_ok_family(scrape_ok))
-        elapsed = time.perf_counter() - t0
-        self.last = ScrapeReport(
-            started=started,
-            seconds=elapsed,
-            ok=scrape_ok,
-            sources={n: SourceStatus(n, o.seconds, o.error) for n, o in scrape.outcomes.items()},
-            series=sum(r.size() for r in shown)
-            + sum(len(f.rows) for f in families if not isinstance(f.rows, OwnerRows)),
+        return self._finish(
+            families,
+            scrape.outcomes,
+            stages(scrape, self.queries),
+            started,
+            t0,
+            owner_series=sum(r.size() for r in shown),
             top=tuple(top_consumers(results.get(READ), results.get(WRITE))),
         )
-        log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
-        return families
 
     def _query_families(
         self, scrape: ScrapeState, results: Dict[Query, attr.Attribution]

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import List, Optional
+import time
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter.cache import RecentJobs
 from prometheus_cluster_exporter.gcpause import gc_paused
-from prometheus_cluster_exporter.metrics import RowFamily
+from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
 from prometheus_cluster_exporter.records import IdentitySource, JobLookup, JobSource
-from prometheus_cluster_exporter.report import ScrapeReport
-from prometheus_cluster_exporter.runner import SourceRunner
+from prometheus_cluster_exporter.report import Consumer, ScrapeReport, SourceStatus
+from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner, log_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,36 @@ class GuardedCollector:
 
     def _collect(self) -> List[RowFamily]:
         raise NotImplementedError
+
+    def _finish(
+        self,
+        families: List[RowFamily],
+        outcomes: Mapping[str, SourceOutcome[Any]],
+        stages: Sequence[Tuple[str, float]],
+        started: float,
+        t0: float,
+        owner_series: int = 0,
+        top: Tuple[Consumer, ...] = (),
+    ) -> List[RowFamily]:
+        """The end of a collect, as both collectors end it: ``families`` with the stage
+        times and ``scrape_ok`` (one log line per failed source), and ``last`` the report.
+        ``owner_series`` are the rows of ``OwnerRows`` families, counted by the caller."""
+        logger = logging.getLogger(type(self).__module__)  # the collector's, as its lines
+        scrape_ok = log_outcomes(outcomes, logger)
+        families.append(fam.stage_family(stages))
+        families.append(fam.scrape_ok_family(scrape_ok))
+        elapsed = time.perf_counter() - t0
+        self.last = ScrapeReport(
+            started=started,
+            seconds=elapsed,
+            ok=scrape_ok,
+            sources={n: SourceStatus(n, o.seconds, o.error) for n, o in outcomes.items()},
+            series=owner_series
+            + sum(len(f.rows) for f in families if not isinstance(f.rows, OwnerRows)),
+            top=top,
+        )
+        logger.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
+        return families
 
     def close(self) -> None:
         """Nothing to release: calls still running end at their deadline on their own."""

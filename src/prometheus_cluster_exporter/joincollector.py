@@ -25,12 +25,10 @@ last series for their lookback, so a short squeue or getent outage loses no attr
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from prometheus_cluster_exporter import attribution as attr
-from prometheus_cluster_exporter import families as fam
 from prometheus_cluster_exporter import idsort
 from prometheus_cluster_exporter.cache import FINISHED_JOB_SECONDS, RecentJobs
 from prometheus_cluster_exporter.guard import GuardedCollector
@@ -44,8 +42,7 @@ from prometheus_cluster_exporter.records import (
     SlurmJob,
     UserTable,
 )
-from prometheus_cluster_exporter.report import ScrapeReport, SourceStatus
-from prometheus_cluster_exporter.runner import SourceOutcome, log_outcomes
+from prometheus_cluster_exporter.runner import SourceOutcome
 from prometheus_cluster_exporter.scrapestate import (
     GROUP,
     GROUP_KEYED,
@@ -56,8 +53,6 @@ from prometheus_cluster_exporter.scrapestate import (
     SQUEUE,
     made_a_call,
 )
-
-log = logging.getLogger(__name__)
 
 UIDS = "process uids query"
 UNKNOWN_JOBS = "unknown jobs query"
@@ -100,24 +95,12 @@ class JoinCollector(GuardedCollector):
             rows = user_info_rows(uids, users, groups, unnamed)
             families.append(RowFamily(USER_INFO, rows))
         build = time.perf_counter() - build_start
-        scrape_ok = log_outcomes(outcomes, log)
         stages = [
             (s, outcomes[n].seconds)
             for n, s in STAGES
             if n in outcomes and made_a_call(outcomes[n])
         ]
-        families.append(fam.stage_family([*stages, (BUILD_STAGE, build)]))
-        families.append(fam.scrape_ok_family(scrape_ok))
-        elapsed = time.perf_counter() - t0
-        self.last = ScrapeReport(
-            started=started,
-            seconds=elapsed,
-            ok=scrape_ok,
-            sources={n: SourceStatus(n, o.seconds, o.error) for n, o in outcomes.items()},
-            series=sum(len(f.rows) for f in families),
-        )
-        log.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
-        return families
+        return self._finish(families, outcomes, [*stages, (BUILD_STAGE, build)], started, t0)
 
     def _gather(
         self, deadline: float, at: float, outcomes: Dict[str, SourceOutcome[Any]]
