@@ -219,12 +219,17 @@ def write_directory(root: Path, users: int, groups: int) -> list[str]:
 
 
 def write_squeue(root: Path, rng: random.Random, squeue_jobs: int, active: list[str]) -> list[str]:
-    """The squeue file ("jobid account user"); the job ids."""
+    """The squeue files: "jobid account user" (squeue) and, as asked for the top jobs,
+    with partition and job name (squeue-details); the job ids."""
     accounts = [f"acct{i:04d}" for i in range(max(10, squeue_jobs // 50))]
     jobs = [(str(2_000_000 + i), rng.choice(accounts), rng.choice(active))
             for i in range(squeue_jobs)]  # fmt: skip
     with open(root / "squeue", "w") as out:
         out.writelines(f"{j} {a} {u}\n" for j, a, u in jobs)
+    partitions = ("batch", "gpu", "long", "debug")
+    with open(root / "squeue-details", "w") as out:
+        out.writelines(f"{j} {a} {u} {partitions[i % 4]} run-{i % 997} step {i % 13}\n"
+                       for i, (j, a, u) in enumerate(jobs))  # fmt: skip
     return [j for j, _, _ in jobs]
 
 
@@ -245,11 +250,14 @@ def write_fakes(root: Path) -> tuple[Path, Path]:
     )
     scripts = {
         "bin": ("/bin/sh", {
-            "squeue": f'exec cat "{root}/squeue"\n',
+            "squeue": f'case "$*" in *%j*) exec cat "{root}/squeue-details";; esac\n'
+                      f'exec cat "{root}/squeue"\n',
             "getent": f'if [ "$#" -gt 1 ]; then exit 2; fi; exec cat "{root}/$1"\n',
         }),
         "bin-python": (sys.executable, {
-            "squeue": f"import sys\nname = 'squeue'\n{copy}",
+            "squeue": "import sys\n"
+                      "name = 'squeue-details' if '%j' in ' '.join(sys.argv) else 'squeue'\n"
+                      f"{copy}",
             "getent": f"import sys\nif len(sys.argv) != 2:\n    sys.exit(2)\nname = sys.argv[1]\n{copy}",
         }),
     }  # fmt: skip

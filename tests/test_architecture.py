@@ -30,6 +30,7 @@ PURE = {
     "records",
     "metrics",
     "report",
+    "topjobs",
 }
 #: What only the entry point may use.
 ENTRY = {"cli", "wiring", "flags", "flagtable"}

@@ -52,6 +52,8 @@ def test_defaults_match_the_original() -> None:
     assert config.squeue_path == "squeue" and config.getent_path == "getent"
     assert config.max_series == 0  # no cardinality budget: the original's series
     assert parse_config(["--promserver=http://p:1", "-metrics.max-series", "500"]).max_series == 500
+    assert config.top_jobs == 10
+    assert parse_config(["--promserver=http://p:1", "--metrics.top-jobs=0"]).top_jobs == 0
 
 
 def test_log_levels_case_insensitive() -> None:
@@ -175,6 +177,9 @@ def test_config_is_frozen() -> None:
         (["--slurm.job-grace-period=soon"], "--slurm.job-grace-period: expected a duration"),
         (["--getent.cache-ttl=-5"], "--getent.cache-ttl"),
         (["--slurm.sacct-path="], "--slurm.sacct-path: must not be empty"),
+        (["--metrics.top-jobs=-1"], "--metrics.top-jobs: must be 0 (off) to 1000, got -1"),
+        (["--metrics.top-jobs=1001"], "--metrics.top-jobs: must be 0 (off) to 1000, got 1001"),
+        (["--metrics.top-jobs=ten"], "--metrics.top-jobs: expected a whole number of jobs"),
     ],
 )
 def test_bad_attribution_flags(

@@ -59,7 +59,7 @@ values = st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0
     st.lists(
         st.tuples(st.sampled_from(ALL), st.dictionaries(
             st.tuples(st.text(max_size=12), st.text(max_size=12), st.text(max_size=12),
-                      st.text(max_size=12)),
+                      st.text(max_size=12), st.text(max_size=12)),
             values, max_size=6)),
         max_size=5,
     )

@@ -92,7 +92,9 @@ def test_exact_values_from_fixtures(
             '{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))',
         }
     )
-    assert fake_cluster.calls("squeue") == [{"argv": ["-a", "-h", "-o", "%A %a %u"], "LC_ALL": "C"}]
+    # With the top jobs (on by default), the one squeue call also asks for partition and name.
+    argv = ["-a", "-h", "-o", "%A %a %u %P %j"]
+    assert fake_cluster.calls("squeue") == [{"argv": argv, "LC_ALL": "C"}]
     assert sorted(c["argv"] for c in fake_cluster.calls("getent")) == [
         ["group"],
         ["group", "3999", "5100"],

@@ -37,9 +37,9 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from prometheus_cluster_exporter import attribution as attr
-from prometheus_cluster_exporter import budget, idsort
+from prometheus_cluster_exporter import budget, idsort, topjobs
 from prometheus_cluster_exporter import families as fam
-from prometheus_cluster_exporter.families import READ, WRITE, Query
+from prometheus_cluster_exporter.families import METADATA, READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
 from prometheus_cluster_exporter.metrics import Row, RowFamily
@@ -63,6 +63,7 @@ from prometheus_cluster_exporter.scrapestate import (
     SACCT,
     SQUEUE,
     TOO_LATE,
+    TOP_JOBS_STAGE,
     ScrapeState,
     stages,
 )
@@ -89,6 +90,7 @@ class ClusterCollector(GuardedCollector):
         fs_label: bool = False,
         max_series: int = 0,
         operations: bool = False,
+        top_jobs: int = 0,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
@@ -99,6 +101,8 @@ class ClusterCollector(GuardedCollector):
         self.queries = fam.queries_of(operations)
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series
+        #: Jobs exported by job id (``--metrics.top-jobs``); 0: none.
+        self.top_jobs = top_jobs
         self.problems = ProblemLog()
 
     # -- one collect ---------------------------------------------------------------------
@@ -115,8 +119,11 @@ class ClusterCollector(GuardedCollector):
         self._classify(scrape)
         self._resolve_missing(scrape)
         self._resolve_groups(scrape)
-        results = self._attribute_all(scrape)
+        results, table = self._attribute_all(scrape)
         families, shown = self._query_families(scrape, results)
+        jobs = self._top_jobs(scrape, results, table)
+        if jobs is not None:
+            families += topjobs.top_job_families(jobs, METADATA in results)
         return self._finish(
             families,
             scrape.outcomes,
@@ -125,7 +132,38 @@ class ClusterCollector(GuardedCollector):
             t0,
             owner_series=sum(r.size() for r in shown),
             top=tuple(top_consumers(results.get(READ), results.get(WRITE))),
+            top_jobs=tuple(jobs or ()),
         )
+
+    def _top_jobs(
+        self,
+        scrape: ScrapeState,
+        results: Dict[Query, attr.Attribution],
+        table: attr.OwnerTable,
+    ) -> Optional[List[topjobs.TopJob]]:
+        """The top jobs (``--metrics.top-jobs``) from the attributed answers, or None when
+        they cannot be ranked: squeue, the read or the write query failed, or attribution
+        used up the build time."""
+        if not self.top_jobs or scrape.jobs is None or READ not in results or WRITE not in results:
+            return None
+        begun = time.perf_counter()
+        try:
+            check_deadline(scrape.build_deadline(), TOO_LATE)
+        except Late:  # attribution took all the time a collect has
+            log.warning("No top jobs this scrape: %s", TOO_LATE)
+            return None
+        meta = scrape.answers[METADATA] if METADATA in results else None
+        found = topjobs.top_jobs(
+            self.top_jobs,
+            scrape.answers[READ],
+            scrape.answers[WRITE],
+            meta,
+            table,
+            scrape.refs,
+            scrape.jobs,
+        )
+        scrape.more_stages.append((TOP_JOBS_STAGE, time.perf_counter() - begun))
+        return found
 
     def _query_families(
         self, scrape: ScrapeState, results: Dict[Query, attr.Attribution]
@@ -261,7 +299,9 @@ class ClusterCollector(GuardedCollector):
         if keyed.outcome.value is not None and keyed.outcome.value.items:
             scrape.groups = attr.overlay(groups, keyed.outcome.value.items)
 
-    def _attribute_all(self, scrape: ScrapeState) -> Dict[Query, attr.Attribution]:
+    def _attribute_all(
+        self, scrape: ScrapeState
+    ) -> Tuple[Dict[Query, attr.Attribution], attr.OwnerTable]:
         """Owners of every jobid, then each answer summed per owner, in pieces.
 
         Attribution counts against the scrape deadline: an answer not attributed by then
@@ -290,4 +330,4 @@ class ClusterCollector(GuardedCollector):
                     scrape.too_late(query)
             scrape.build_seconds[query] = time.perf_counter() - build_start
         self.problems.report_lost(attr.lost_ids(table, scrape.refs), scrape.refs, scrape.users)
-        return results
+        return results, table

@@ -47,6 +47,9 @@ RULES_SETTINGS = (
     "info_lookback",
 )
 
+#: The most top jobs exported (each is a series in three families).
+MAX_TOP_JOBS = 1000
+
 _TIMERANGE = re.compile(r"[0-9]{1,3}[smhd]")
 _PROMQL_DURATION = re.compile(r"[1-9][0-9]{0,5}[smhd]")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -150,6 +153,8 @@ class Config:
     fs_label: bool = False
     #: Owners kept per job and process family, the rest summed as __other__; 0: all.
     max_series: int = 0
+    #: --metrics.top-jobs: the jobs with the most read + write throughput; 0: off.
+    top_jobs: int = 10
     web_config_file: Optional[str] = None
     promserver_user: Optional[str] = None
     promserver_password_file: Optional[str] = None
@@ -310,3 +315,7 @@ class Config:
             )
         if self.max_series < 0:
             raise ConfigError("--metrics.max-series: must be 0 (no budget) or positive")
+        if not 0 <= self.top_jobs <= MAX_TOP_JOBS:
+            raise ConfigError(
+                f"--metrics.top-jobs: must be 0 (off) to {MAX_TOP_JOBS}, got {self.top_jobs}"
+            )

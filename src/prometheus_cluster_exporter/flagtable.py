@@ -160,6 +160,10 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("metrics.max-series", ("max_series",), "export at most this many owners per job and "
          "process family, the others summed as __other__; 0 for all (default {default})",
          ATTRIBUTION, "N", _number(int, "--metrics.max-series", "a whole number of owners")),
+    Flag("metrics.top-jobs", ("top_jobs",), "export the N jobs with the most read + write "
+         "throughput by job id, name and partition (cluster_top_job_*); 0 turns them off "
+         "(default {default})", ATTRIBUTION, "N",
+         _number(int, "--metrics.top-jobs", "a whole number of jobs")),
     Flag("slurm.squeue-path", ("squeue_path",), "squeue executable (default: {default} on "
          "PATH)", COMMANDS, "PATH"),
     Flag("getent.path", ("getent_path",), "getent executable (default: {default} on PATH)",

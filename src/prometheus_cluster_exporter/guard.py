@@ -22,6 +22,7 @@ from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
 from prometheus_cluster_exporter.records import IdentitySource, JobLookup, JobSource
 from prometheus_cluster_exporter.report import Consumer, ScrapeReport, SourceStatus
 from prometheus_cluster_exporter.runner import SourceOutcome, SourceRunner, log_outcomes
+from prometheus_cluster_exporter.topjobs import TopJob
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class GuardedCollector:
         t0: float,
         owner_series: int = 0,
         top: Tuple[Consumer, ...] = (),
+        top_jobs: Tuple[TopJob, ...] = (),
     ) -> List[RowFamily]:
         """The end of a collect, as both collectors end it: ``families`` with the stage
         times and ``scrape_ok`` (one log line per failed source), and ``last`` the report.
@@ -96,6 +98,7 @@ class GuardedCollector:
             series=owner_series
             + sum(len(f.rows) for f in families if not isinstance(f.rows, OwnerRows)),
             top=top,
+            top_jobs=top_jobs,
         )
         logger.debug("Collect finished in %.3fs (scrape_ok=%d)", elapsed, scrape_ok)
         return families

@@ -186,6 +186,25 @@ USER_INFO = MetricSpec(
     "rules (group_name empty if the gid has no name); always 1.",
     ("uid", "user_name", "group_name"),
 )
+_TOP = ("jobid", "account", "user", "job_name", "partition")
+TOP_JOB_READ = MetricSpec(
+    "cluster_top_job_read_throughput_bytes",
+    "Read throughput of the jobs with the most read + write throughput this scrape "
+    "(--metrics.top-jobs) in bytes per second.",
+    _TOP,
+)
+TOP_JOB_WRITE = MetricSpec(
+    "cluster_top_job_write_throughput_bytes",
+    "Write throughput of the jobs with the most read + write throughput this scrape "
+    "(--metrics.top-jobs) in bytes per second.",
+    _TOP,
+)
+TOP_JOB_METADATA = MetricSpec(
+    "cluster_top_job_metadata_operations",
+    "Metadata operations per second over all MDTs of the jobs with the most read + "
+    "write throughput this scrape (--metrics.top-jobs).",
+    _TOP,
+)
 
 ALL = (
     JOB_READ,
@@ -210,4 +229,7 @@ ALL = (
     JOB_INFO,
     USER_INFO,
     FOLDED_OWNERS,
+    TOP_JOB_READ,
+    TOP_JOB_WRITE,
+    TOP_JOB_METADATA,
 )

@@ -148,11 +148,14 @@ def fs_target_extra(row: TargetRate) -> Tuple[str, ...]:
 
 
 class SlurmJob(NamedTuple):
-    """A job as listed by squeue (``%A %a %u``)."""
+    """A job as listed by squeue (``%A %a %u``, and ``%P %j`` for the top jobs)."""
 
     jobid: str
     account: str
     user: str
+    #: Known only where asked for (``--metrics.top-jobs``); "" otherwise.
+    partition: str = ""
+    job_name: str = ""
 
 
 class PasswdEntry(NamedTuple):

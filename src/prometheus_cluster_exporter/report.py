@@ -1,7 +1,8 @@
 """What the last collect did, as a plain value for logs and the status page.
 
 The status page renders a ``ScrapeReport``; it never sees the collector, the sources or
-their records. Imports only ``attribution`` (for the tables ``top_consumers`` reads).
+their records. Imports only ``attribution`` (for the tables ``top_consumers`` reads) and
+``topjobs`` (the top jobs' rows).
 
 Sample (``report.top``)::
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 from prometheus_cluster_exporter.attribution import JOB, LOST, Attribution
+from prometheus_cluster_exporter.topjobs import TopJob
 
 TOP_CONSUMERS = 10
 
@@ -57,6 +59,8 @@ class ScrapeReport:
     series: int = 0
     #: The biggest consumers, largest read + write first.
     top: Tuple[Consumer, ...] = field(default_factory=tuple)
+    #: The top jobs (``--metrics.top-jobs``), largest read + write first.
+    top_jobs: Tuple[TopJob, ...] = field(default_factory=tuple)
 
 
 def top_consumers(

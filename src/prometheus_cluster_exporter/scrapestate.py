@@ -38,6 +38,8 @@ RETRIEVE_STAGES = (
 #: Time allowed for attribution once the sources have answered (or were abandoned).
 BUILD_SECONDS = 1.0
 TOO_LATE = "attribution did not finish by the scrape deadline"
+#: The stage of ranking the top jobs (``--metrics.top-jobs``).
+TOP_JOBS_STAGE = "build_top_jobs_metrics"
 
 
 @dataclass
@@ -61,6 +63,8 @@ class ScrapeState:
     groups: Optional[Mapping[int, str]] = None
     #: Seconds spent attributing each answer.
     build_seconds: Dict[Query, float] = field(default_factory=dict)
+    #: (stage, seconds) of work after attribution (the top jobs).
+    more_stages: List[Tuple[str, float]] = field(default_factory=list)
 
     def build_deadline(self) -> float:
         """BUILD_SECONDS from now (or from the deadline, if that is later), never past the
@@ -93,4 +97,4 @@ def stages(scrape: ScrapeState, queries: Sequence[Query]) -> List[Tuple[str, flo
     for query in queries:
         seconds = out[query.source].seconds + scrape.build_seconds.get(query, 0.0)
         stages.append((query.stage, seconds))
-    return stages
+    return stages + scrape.more_stages

@@ -3,7 +3,7 @@
 Shows the version, a summary of the configuration (credentials never appear: URLs are
 shown without user:password and secrets are only named by their file), each source's
 last duration, result and error, the last scrape's time and scrape_ok, the top
-consumers of the last scrape, and the link to the metrics.
+consumers and the top jobs (by job id) of the last scrape, and the link to the metrics.
 
 It renders plain values, a ``report.ScrapeReport`` and a list of configuration rows; it
 never sees the collector, the sources or the run mode. Imports ``config`` and ``report``.
@@ -66,6 +66,12 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
         ("fs label", "on" if config.fs_label else "off"),
         ("Operations (--metrics.operations)", "on" if config.operations else "off"),
         ("Owners per family (--metrics.max-series)", str(config.max_series or "all")),
+        (
+            "Top jobs (--metrics.top-jobs)",
+            "a topk over the joined series"
+            if config.mode == JOIN
+            else str(config.top_jobs or "off"),
+        ),
     ]
     if config.promserver_user:
         rows.append(("Query API user", f"{config.promserver_user} (password from a file)"))
@@ -74,6 +80,29 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
     if config.web_config_file:
         rows.append(("Web config", config.web_config_file))
     return rows
+
+
+def _top_jobs(last: ScrapeReport) -> List[str]:
+    """The top jobs' table (``--metrics.top-jobs``), if there are any."""
+    if not last.top_jobs:
+        return []
+    parts = [
+        f"<h2>Top {len(last.top_jobs)} jobs</h2>",
+        "<table><tr><th>#</th><th>Job id</th><th>Name</th><th>Partition</th><th>Account</th>"
+        "<th>User</th><th>Read</th><th>Write</th><th>Metadata</th></tr>",
+    ]
+    for rank, job in enumerate(last.top_jobs, 1):
+        metadata = "-" if job.metadata is None else f"{job.metadata:,.0f} ops/s"
+        cells = (job.jobid, job.job_name, job.partition, job.account, job.user)
+        parts.append(
+            f"<tr><td class=num>{rank}</td>"
+            + "".join(f"<td>{_e(cell)}</td>" for cell in cells)
+            + f"<td class=num>{_e(human_rate(job.read))}</td>"
+            f"<td class=num>{_e(human_rate(job.write))}</td>"
+            f"<td class=num>{_e(metadata)}</td></tr>"
+        )
+    parts.append("</table>")
+    return parts
 
 
 def render_status_page(
@@ -124,6 +153,7 @@ def render_status_page(
             parts.append("</table>")
         else:
             parts.append('<p class="muted">No IO in the last scrape.</p>')
+        parts.extend(_top_jobs(last))
     parts.append("<h2>Configuration</h2><table>")
     for name, value in summary:
         parts.append(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>")

@@ -134,8 +134,10 @@ def _cluster_sources(config: Config) -> Sources:
     cap = config.max_command_output_bytes
     commands = [("--slurm.squeue-path", config.squeue_path), ("--getent.path", config.getent_path)]
     job_lookup: Optional[JobLookup] = None
+    # Job names and partitions only where the top jobs are exported (direct mode).
+    details = config.top_jobs > 0 and config.mode != JOIN
     if config.sacct:
-        job_lookup = CachedJobLookup(SacctSource(config.sacct_path, max_output=cap))
+        job_lookup = CachedJobLookup(SacctSource(config.sacct_path, cap, details))
         commands.append(("--slurm.sacct-path", config.sacct_path))
     lustre = PrometheusLustreSource(client, queries)
     owners = None
@@ -144,7 +146,7 @@ def _cluster_sources(config: Config) -> Sources:
         owners = PrometheusOwnerQueries(client, plan.uids_query(), plan.unknown_jobs_query())
     return Sources(
         lustre,
-        SqueueSource(config.squeue_path, json=config.squeue_json, max_output=cap),
+        SqueueSource(config.squeue_path, config.squeue_json, cap, details),
         GetentSource(config.getent_path, max_output=cap),
         job_lookup,
         f"Prometheus at {redact_url(config.promserver or '')}",
@@ -177,6 +179,7 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         fs_label=config.fs_label,
         max_series=config.max_series,
         operations=config.operations or sources.demo,
+        top_jobs=config.top_jobs,
     )
 
 

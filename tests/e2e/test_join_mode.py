@@ -33,6 +33,8 @@ from tests.e2e.test_ground_truth import (
     differences,
     matching_scrape,
 )
+from tests.e2e.test_top_jobs import FAMILIES as TOP_FAMILIES
+from tests.e2e.test_top_jobs import biggest, known_rates
 from tests.helpers import Scrape
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +47,15 @@ EXPORTER_ARGS = (
 )  # fmt: skip
 #: Every attributed family, the operations included.
 ALL = FAMILIES + OPERATIONS
+#: Dashboard panels of direct mode only: join mode's top jobs are a topk (TOP_JOBS_QUERY).
+DIRECT_ONLY = {"Top jobs now"}
+#: The README's top jobs for join mode: a topk over the Lustre series joined with the info.
+TOP_JOBS_QUERY = """topk(10,
+  sum by (jobid) (irate({__name__=~"lustre_job_(read|write)_bytes_total", jobid=~"[0-9]+"}[1m]))
+  * on (jobid) group_left (account, user)
+  topk by (jobid) (1, max by (jobid, account, user) (last_over_time(cluster_job_info[5m])))
+)"""
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def print_rules(path: Path, *flags: str) -> Path:
@@ -189,7 +200,7 @@ def test_join_exporter_exports_the_owners_only(join_site: Dict[str, str], simula
         key = (("group_name", GROUP_OF[name]), ("uid", str(uid(name))), ("user_name", name))
         assert users[key] == 1, name
     assert not any(dict(k)["uid"] == "59999" for k in users), "unknown uid has no owner"
-    text = json.dumps([family for family in ALL if s.has(family)])
+    text = json.dumps([family for family in ALL + TOP_FAMILIES if s.has(family)])
     assert text == "[]", f"join mode exports no attributed family: {text}"
     stages = {dict(k)["name"] for k in s.series("cluster_exporter_stage_execution_seconds")}
     assert {"retrieve_running_jobs", "retrieve_process_uids", "build_info_metrics"} <= stages
@@ -207,7 +218,7 @@ def test_dashboard_and_shipped_rules_work_on_join_series(join_site: Dict[str, st
     def all_answer() -> bool:
         # The rule groups evaluate independently: the first results arrive apart.
         empty[:] = [f"{title}: {expr}" for title, expr in dashboard_queries()
-                    if not c.instant_query(url, substitute(expr))]  # fmt: skip
+                    if title not in DIRECT_ONLY and not c.instant_query(url, substitute(expr))]  # fmt: skip
         return not empty
 
     try:
@@ -232,6 +243,35 @@ def test_dashboard_and_shipped_rules_work_on_join_series(join_site: Dict[str, st
         raise AssertionError(
             f"shipped recording rules without data in join mode: {missing}"
         ) from None
+
+
+def test_top_jobs_are_a_topk_over_the_joined_series(
+    join_site: Dict[str, str], simulation: dict
+) -> None:
+    assert TOP_JOBS_QUERY in README.read_text(), "the README shows the tested query"
+    direct_only = [e for t, e in dashboard_queries() if t in DIRECT_ONLY]
+    assert direct_only and all("cluster_top_job_" in e for e in direct_only)
+    rates = known_rates(simulation)
+    want = biggest(rates, 3)
+    query = TOP_JOBS_QUERY.replace("topk(10,", "topk(3,", 1)
+    found: List[Dict[str, float]] = [{}]
+
+    def top() -> bool:
+        answer = c.instant_query(join_site["url"], query)
+        found[0] = {s["metric"]["jobid"]: float(s["value"][1]) for s in answer}
+        return set(found[0]) == set(want) and all(
+            math.isclose(found[0][j], rates[j][0] + rates[j][1], rel_tol=0.02) for j in want
+        )
+
+    try:
+        c.wait_until(top, 60, "the topk to give the three biggest jobs")
+    except AssertionError:
+        raise AssertionError(f"topk gave {found[0]}, want {want}") from None
+    owners = simulation["jobs"].owners
+    answer = c.instant_query(join_site["url"], query)
+    assert {(s["metric"]["account"], s["metric"]["user"]) for s in answer} == {
+        owners[j] for j in want
+    }
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,8 @@ _USERS = (
     "oscar",
 )
 _PROCS = ("rsync", "cp", "python3", "tar", "dd", "my.app", "kworker/86:1", "(ostnamed)")
+_JOB_NAMES = ("relax", "md-run", "train", "postproc", "wrf", "sim 42", "assemble")
+_PARTITIONS = ("batch", "gpu", "long")
 _FS = "scratch"
 _MDTS = (f"{_FS}-MDT0000", f"{_FS}-MDT0001")
 _DIRECTORY_UIDS = (50001,)
@@ -86,7 +88,8 @@ class DemoCluster:
             jobid = str(4_200_000 + n * 7)
             user = rng.choice(_USERS)
             account = _ACCOUNTS[rng.randrange(len(_ACCOUNTS))]
-            self.jobs.append(SlurmJob(jobid, account, user))
+            name, partition = _JOB_NAMES[n % len(_JOB_NAMES)], _PARTITIONS[n % len(_PARTITIONS)]
+            self.jobs.append(SlurmJob(jobid, account, user, partition, name))
             add(jobid, 1.0)
         for n in range(3):  # jobs that just ended: IO still in the window, gone from squeue
             add(str(4_100_000 + n), 0.5)

@@ -17,11 +17,16 @@ T = TypeVar("T")
 
 
 def parse_lines(
-    output: bytes, what: str, sep: Optional[str], entry: Callable[[List[str]], Optional[T]]
+    output: bytes,
+    what: str,
+    sep: Optional[str],
+    entry: Callable[[List[str]], Optional[T]],
+    maxsplit: int = -1,
 ) -> Tuple[List[T], int]:
     """Every entry of ``output`` and the number of lines skipped.
 
-    ``sep`` None splits on runs of whitespace (squeue's text format).
+    ``sep`` None splits on runs of whitespace (squeue's text format); with ``maxsplit``
+    the last field is the rest of the line (a job name may hold the separator).
     """
     items: List[T] = []
     skipped = 0
@@ -29,7 +34,7 @@ def parse_lines(
         if not raw.strip():
             continue
         try:
-            value = entry(raw.split(sep))
+            value = entry(raw.split(sep, maxsplit))
         except ValueError:
             value = None
         if value is None:
