@@ -89,6 +89,7 @@ class ClusterCollector(GuardedCollector):
         fs_label: bool = False,
         max_series: int = 0,
         operations: bool = False,
+        metadata_by_operation: bool = False,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
@@ -96,7 +97,7 @@ class ClusterCollector(GuardedCollector):
         self.parsed = idsort.ParseCache(self.grammar)
         self.fs_label = fs_label
         #: The Lustre queries of a collect, in the order their families are exposed.
-        self.queries = fam.queries_of(operations)
+        self.queries = fam.queries_of(operations, metadata_by_operation)
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series
         self.problems = ProblemLog()
