@@ -169,8 +169,12 @@ def serve(
     log.info("Exporter %s started, querying %s", __version__, sources.description)
     scheme = "https" if web is not None and web.ssl_context is not None else "http"
     listening = f"{scheme}://{shown}:{port}{config.telemetry_path}"
-    # The demo shows the operations families whatever the flag says.
-    shown_config = dataclasses.replace(config, operations=True) if sources.demo else config
+    # The demo shows the operations families (and metadata by operation) whatever the flags say.
+    shown_config = (
+        dataclasses.replace(config, operations=True, metadata_by_operation=True)
+        if sources.demo
+        else config
+    )
     summary = config_summary(shown_config, sources.description, listening)
     server.landing_page = lambda: render_status_page(collector.last, summary, config.telemetry_path)
     log.info("Listening on %s", listening)

@@ -91,6 +91,7 @@ class ClusterCollector(GuardedCollector):
         max_series: int = 0,
         operations: bool = False,
         top_jobs: int = 0,
+        metadata_by_operation: bool = False,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
@@ -98,7 +99,7 @@ class ClusterCollector(GuardedCollector):
         self.parsed = idsort.ParseCache(self.grammar)
         self.fs_label = fs_label
         #: The Lustre queries of a collect, in the order their families are exposed.
-        self.queries = fam.queries_of(operations)
+        self.queries = fam.queries_of(operations, metadata_by_operation)
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series
         #: Jobs exported by job id (``--metrics.top-jobs``); 0: none.

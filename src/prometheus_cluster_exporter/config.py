@@ -38,6 +38,7 @@ RULES_SETTINGS = (
     "read_samples_metric",
     "write_samples_metric",
     "operations",
+    "metadata_by_operation",
     "jobid_label",
     "target_label",
     "mdt_target_regex",
@@ -135,6 +136,8 @@ class Config:
     write_samples_metric: str = "lustre_job_write_samples_total"
     #: --metrics.operations: read and write operations per second, attributed like bytes.
     operations: bool = False
+    #: --metrics.metadata-by-operation: the metadata families by operation too.
+    metadata_by_operation: bool = False
     jobid_label: str = "jobid"
     target_label: str = "target"
     mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"

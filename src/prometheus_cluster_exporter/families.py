@@ -4,7 +4,9 @@ One table of queries, ``QUERIES`` (the original's three) and ``OPERATIONS`` (wit
 ``--metrics.operations``), says for each Lustre query which families it feeds, which
 ``LustreSource`` method answers it, which stage times its build, and which labels follow
 the owner's: the MDT ``target`` for
-metadata, and ``fs`` with ``--metrics.fs-label``. Imports ``metrics`` and ``records``.
+metadata (then the ``operation`` with ``--metrics.metadata-by-operation``: the query
+``METADATA_BY_OPERATION``), and ``fs`` with ``--metrics.fs-label``. Imports ``metrics``
+and ``records``.
 
 Sample (a read answer, fs label on)::
 
@@ -40,9 +42,16 @@ from prometheus_cluster_exporter.metrics import (
     RowFamily,
     Rows,
 )
-from prometheus_cluster_exporter.records import fs_extra, fs_target_extra, target_extra
+from prometheus_cluster_exporter.records import (
+    fs_extra,
+    fs_target_extra,
+    fs_target_operation_extra,
+    target_extra,
+    target_operation_extra,
+)
 
 FS = "fs"
+OPERATION = "operation"
 
 #: The labels a record adds after its owner's (see ``attribution.attribute``).
 ExtraLabels = Callable[[Any], Tuple[str, ...]]
@@ -72,6 +81,21 @@ METADATA = Query(
     target_extra,
     fs_target_extra,
     "metadata_rates",
+)
+
+
+def _by_operation(spec: MetricSpec) -> MetricSpec:
+    """A metadata family with ``operation`` after ``target`` (and its help saying so)."""
+    return spec._replace(help=f"{spec.help[:-1]}, by operation.").with_labels(OPERATION)
+
+
+#: METADATA with --metrics.metadata-by-operation.
+METADATA_BY_OPERATION = METADATA._replace(
+    job=_by_operation(JOB_METADATA),
+    proc=_by_operation(PROC_METADATA),
+    lost=_by_operation(UNATTRIBUTED_METADATA),
+    extra=target_operation_extra,
+    extra_fs=fs_target_operation_extra,
 )
 READ = Query(
     "read query",
@@ -118,10 +142,14 @@ QUERIES = (METADATA, READ, WRITE)
 OPERATIONS = (READ_OPS, WRITE_OPS)
 
 
-def queries_of(operations: bool) -> Tuple[Query, ...]:
+def queries_of(operations: bool, metadata_by_operation: bool = False) -> Tuple[Query, ...]:
     """The queries a collect runs: the original's, and with --metrics.operations the
-    read and write operations."""
-    return QUERIES + OPERATIONS if operations else QUERIES
+    read and write operations; with --metrics.metadata-by-operation, the metadata query
+    by operation."""
+    queries: Tuple[Query, ...] = QUERIES + OPERATIONS if operations else QUERIES
+    if metadata_by_operation:
+        queries = tuple(METADATA_BY_OPERATION if q is METADATA else q for q in queries)
+    return queries
 
 
 def extra_labels(query: Query, fs_label: bool) -> Optional[ExtraLabels]:

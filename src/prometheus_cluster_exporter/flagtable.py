@@ -150,6 +150,9 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("metrics.operations", ("operations",), "also export read and write operations per "
          "second per job and process owner (cluster_*_read_operations, ...)", ATTRIBUTION,
          switch=True),
+    Flag("metrics.metadata-by-operation", ("metadata_by_operation",), "add an operation "
+         "label (open, close, getattr, ...) to the job, process and unattributed metadata "
+         "metrics", ATTRIBUTION, switch=True),
     Flag("mode", ("mode",), "where IO is attributed: direct (here, from per-jobid rates) or "
          "join (only cluster_job_info and cluster_user_info are exported; the recording "
          "rules printed by 'prometheus-cluster-exporter rules' attribute in the TSDB) "

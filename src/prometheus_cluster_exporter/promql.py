@@ -9,7 +9,15 @@ so both modes compute the same per-jobid rates::
     round(sum by(target,jobid)(irate(lustre_job_stats_total{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))
 
 A selector may be narrowed by extra label matchers (``jobid=~"..."``), which is how the
-rules pick the ids of one jobid form. Imports ``records`` only.
+rules pick the ids of one jobid form. With ``metadata_by_operation``
+(``--metrics.metadata-by-operation``) the metadata query keeps the ``operation`` label::
+
+    round(sum by(target,jobid,operation)(irate(lustre_job_stats_total{target=~"..."}[1m]) >= 1))
+
+The ``>= 1`` filter is on the raw per-MDT series, which carry the operation already, so
+it keeps the same series either way; ``round`` then rounds each operation's rate, and
+the operations of a jobid and MDT add up to the default's value within 0.5 per operation.
+Imports ``records`` only.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from typing import Tuple
 from prometheus_cluster_exporter.records import FS_OF_TARGET
 
 FS_LABEL = "fs"
+#: The label of lustre_job_stats_total naming the metadata operation (open, close, ...).
+OPERATION_LABEL = "operation"
 
 
 def quote(text: str) -> str:
@@ -42,6 +52,8 @@ class LustreSeries:
     target_label: str = "target"
     mdt_target_regex: str = ".*-MDT[0-9a-fA-F]{4}"
     fs_label: bool = False
+    #: --metrics.metadata-by-operation: the metadata query by operation too.
+    metadata_by_operation: bool = False
 
     def throughput(self, metric: str, matchers: str = "") -> str:
         """Per-jobid rate of a byte or call counter (``, fs`` with the fs label), zeros
@@ -57,12 +69,16 @@ class LustreSeries:
         )
 
     def metadata(self, matchers: str = "") -> str:
-        """Per-jobid and MDT rate of metadata operations, rounded, below 1/s left out."""
+        """Per-jobid and MDT rate of metadata operations (and per operation with
+        ``metadata_by_operation``), rounded, series below 1/s left out."""
         matcher = f"{self.target_label}=~{quote(self.mdt_target_regex)}"
         if matchers:
             matcher = f"{matcher}, {matchers}"
+        by = f"{self.target_label},{self.jobid_label}"
+        if self.metadata_by_operation:
+            by = f"{by},{OPERATION_LABEL}"
         return (
-            f"round(sum by({self.target_label},{self.jobid_label})"
+            f"round(sum by({by})"
             f"({self.rate_function}({self.stats_metric}{{{matcher}}}[{self.window}]) >= 1))"
         )
 
@@ -87,6 +103,10 @@ class LustreSeries:
         return self.metadata()
 
     def extra_labels(self, metadata: bool) -> Tuple[str, ...]:
-        """The labels after the owner's in a family: the MDT for metadata, then ``fs``."""
+        """The labels after the owner's in a family: the MDT for metadata (and the
+        operation with ``metadata_by_operation``), then ``fs``."""
         fs = (FS_LABEL,) if self.fs_label else ()
-        return ("target", *fs) if metadata else fs
+        if not metadata:
+            return fs
+        operation = (OPERATION_LABEL,) if self.metadata_by_operation else ()
+        return ("target", *operation, *fs)

@@ -64,13 +64,16 @@ class JobidRate(NamedTuple):
 class TargetRate(NamedTuple):
     """One answer row of the metadata query: ``sum by(target, jobid)(rate(...))``.
 
-    ``fs`` is the filesystem of the target (``fs_of_target``), set by the source.
+    ``fs`` is the filesystem of the target (``fs_of_target``), set by the source;
+    ``operation`` the metadata operation (open, close, ...) with
+    ``--metrics.metadata-by-operation``, "" otherwise.
     """
 
     jobid: str
     value: float
     target: str
     fs: str
+    operation: str = ""
 
 
 class Packed(Sequence[str]):
@@ -100,8 +103,9 @@ class Packed(Sequence[str]):
 class RateColumn(NamedTuple):
     """Samples of one query answer that share the labels after the owner's, in columns.
 
-    ``extra`` are those labels' values (``()``; the MDT ``target``; ``fs`` with
-    ``--metrics.fs-label``, after the target); ``jobids[i]`` had ``values[i]``. Columns
+    ``extra`` are those labels' values (``()``; the MDT ``target``, then the
+    ``operation`` with ``--metrics.metadata-by-operation``; ``fs`` with
+    ``--metrics.fs-label``, last); ``jobids[i]`` had ``values[i]``. Columns
     rather than a record per sample: a million samples are two lists, not a million
     objects.
     """
@@ -135,6 +139,16 @@ def columns_of(rows: Iterable[R], extra_of: Optional[Callable[[R], Tuple[str, ..
 def fs_extra(row: JobidRate) -> Tuple[str, ...]:
     """The labels after the owner's of a throughput row with ``--metrics.fs-label``."""
     return (row.fs,)
+
+
+def target_operation_extra(row: TargetRate) -> Tuple[str, ...]:
+    """The labels after the owner's of a metadata row by operation."""
+    return (row.target, row.operation)
+
+
+def fs_target_operation_extra(row: TargetRate) -> Tuple[str, ...]:
+    """The labels after the owner's of a metadata row by operation with the fs label."""
+    return (row.target, row.operation, row.fs)
 
 
 def target_extra(row: TargetRate) -> Tuple[str, ...]:

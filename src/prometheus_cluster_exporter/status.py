@@ -64,6 +64,7 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
         ("getent", f"{config.getent_path} (cache {config.getent_cache_ttl:g} s)"),
         ("Job grace period", f"{config.effective_job_grace:g} s"),
         ("fs label", "on" if config.fs_label else "off"),
+        ("Metadata by operation", "on" if config.metadata_by_operation else "off"),
         ("Operations (--metrics.operations)", "on" if config.operations else "off"),
         ("Owners per family (--metrics.max-series)", str(config.max_series or "all")),
         (

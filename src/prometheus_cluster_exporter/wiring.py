@@ -56,7 +56,8 @@ class Sources:
     probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
     #: Join mode's questions to the TSDB (None in direct mode).
     owners: Optional[OwnerQueries] = None
-    #: The built-in demo cluster, which shows the operations families too.
+    #: The built-in demo cluster, which shows the operations families (and the metadata
+    #: families by operation) too.
     demo: bool = False
 
     def close(self) -> int:
@@ -92,6 +93,7 @@ def lustre_series(config: Config) -> LustreSeries:
         target_label=config.target_label,
         mdt_target_regex=config.mdt_target_regex,
         fs_label=config.fs_label,
+        metadata_by_operation=config.metadata_by_operation,
     )
 
 
@@ -180,6 +182,7 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         max_series=config.max_series,
         operations=config.operations or sources.demo,
         top_jobs=config.top_jobs,
+        metadata_by_operation=config.metadata_by_operation or sources.demo,
     )
 
 

@@ -179,10 +179,15 @@ Labels = Tuple[Tuple[str, str], ...]
 
 
 def expected_series(
-    spec: dict, jobs: SlurmJobs, fs_label: bool = False, operations: bool = False
+    spec: dict,
+    jobs: SlurmJobs,
+    fs_label: bool = False,
+    operations: bool = False,
+    by_operation: bool = False,
 ) -> Dict[str, Dict[Labels, float]]:
     """Ground truth, computed from the spec and the submitted jobs alone (with the read
-    and write operations families if ``operations``)."""
+    and write operations families if ``operations``, the metadata families by operation
+    if ``by_operation``)."""
     fs_mdts = {fs: layout["mdts"] for fs, layout in spec["filesystems"].items()}
     users = {uid(u): u for u in GROUP_OF}
     out: Dict[str, Dict[Labels, float]] = {}
@@ -219,10 +224,17 @@ def expected_series(
             add(f"cluster_{kind}_read_operations", owner, job.get("read_ops", 0))
             add(f"cluster_{kind}_write_operations", owner, job.get("write_ops", 0))
         mdts = fs_mdts[fs]
+        # Per MDT, series under 1/s left out; rounded per jobid and MDT, or per jobid, MDT
+        # and operation (as the query by operation rounds).
+        rates = {op: rate / mdts for op, rate in job.get("mdt_ops", {}).items() if rate / mdts >= 1}
+        metadata = f"cluster_{kind}_metadata_operations"
         for i in range(mdts):
-            ops = sum(rate / mdts for rate in job.get("mdt_ops", {}).values() if rate / mdts >= 1)
-            add(f"cluster_{kind}_metadata_operations",
-                {**owner, "target": f"{fs}-MDT{i:04x}"}, round(ops))  # fmt: skip
+            target = {**owner, "target": f"{fs}-MDT{i:04x}"}
+            if by_operation:
+                for operation, rate in rates.items():
+                    add(metadata, {**target, "operation": operation}, round(rate))
+            else:
+                add(metadata, target, round(sum(rates.values())))
     return out
 
 
@@ -246,6 +258,7 @@ def simulation(tmp_path_factory: pytest.TempPathFactory, slurm_jobs: SlurmJobs) 
             "expected": expected_series(spec, slurm_jobs),
             "expected_fs": expected_series(spec, slurm_jobs, fs_label=True),
             "expected_ops": expected_series(spec, slurm_jobs, operations=True),
+            "expected_mdops": expected_series(spec, slurm_jobs, by_operation=True),
             "jobs": slurm_jobs,
         }
     finally:
@@ -319,5 +332,6 @@ def exporter(start_exporter: StartExporter) -> str:
 
 @pytest.fixture(scope="session")
 def exporter_with_operations(start_exporter: StartExporter) -> str:
-    """With the operations families, which the dashboard and the rules show."""
-    return start_exporter("--metrics.operations")
+    """With the operations families and the metadata by operation, which the dashboard
+    and the rules show."""
+    return start_exporter("--metrics.operations", "--metrics.metadata-by-operation")

@@ -50,7 +50,9 @@ def dashboard_queries() -> List[Tuple[str, str]]:
     assert board["schemaVersion"] >= 36  # Grafana 9+
     assert any(v["type"] == "datasource" for v in board["templating"]["list"])
     queries = []
-    for panel in board["panels"]:
+    # A collapsed row holds its panels (those of an opt-in flag).
+    panels = [p for row in board["panels"] for p in (row, *row.get("panels", []))]
+    for panel in panels:
         for target in panel.get("targets", []):
             assert target["datasource"]["uid"] == "${datasource}", panel["title"]
             queries.append((panel["title"], target["expr"]))

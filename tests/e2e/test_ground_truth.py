@@ -2,7 +2,8 @@
 
 The simulated Lustre exporters' counters grow at known rates for the ids of real jobs;
 every value this exporter reports must equal the known rate (within 2 %), nothing else
-may appear, and job + process + unattributed must add up to the upstream total.
+may appear, and job + process + unattributed must add up to the upstream total (per
+operation with --metrics.metadata-by-operation).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import math
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 
 from tests.e2e import components as c
-from tests.e2e.conftest import StartExporter
+from tests.e2e.conftest import StartExporter, expected_series
 from tests.helpers import Scrape
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +144,59 @@ def test_operations_are_attributed_like_bytes(
     assert size == pytest.approx(1024, rel=0.02)
     names = {dict(k)["name"] for k in s.series("cluster_exporter_stage_execution_seconds")}
     assert {"build_read_operations_metrics", "build_write_operations_metrics"} <= names
+
+
+METADATA = tuple(f"cluster_{kind}_metadata_operations" for kind in KINDS)
+
+
+def without(series_of: Callable[[str], Dict[Labels, float]], label: str) -> Expected:
+    """The metadata families' series with ``label`` summed away."""
+    out: Expected = {}
+    for family in METADATA:
+        sums = out.setdefault(family, {})
+        for labels, value in series_of(family).items():
+            kept = tuple(pair for pair in labels if pair[0] != label)
+            sums[kept] = sums.get(kept, 0.0) + value
+    return out
+
+
+@pytest.mark.parametrize("fs_label", [False, True], ids=["plain", "fs"])
+def test_metadata_by_operation(
+    start_exporter: StartExporter, simulation: dict, fs_label: bool
+) -> None:
+    """--metrics.metadata-by-operation: every owner's metadata operations per MDT and
+    operation equal the known rates, from all three schemas; per operation they add up
+    to what the simulators produce, and over the operations to the default's values
+    (each operation is rounded: within 0.5 per operation)."""
+    spec, jobs = simulation["spec"], simulation["jobs"]
+    url = start_exporter("--metrics.metadata-by-operation",
+                         *(("--metrics.fs-label",) if fs_label else ()))  # fmt: skip
+    s = matching_scrape(url, expected_series(spec, jobs, fs_label, by_operation=True))
+    on_fs = {"fs": "scratch"} if fs_label else {}
+    alice = {"account": "physics", "user": "alice", "target": "scratch-MDT0001", **on_fs}
+    assert s.value(METADATA[0], **alice, operation="getattr") == pytest.approx(5, rel=0.02)
+    mdts = {fs: layout["mdts"] for fs, layout in spec["filesystems"].items()}
+    produced: Dict[str, float] = {}
+    for job in spec["jobs"]:
+        for operation, rate in job.get("mdt_ops", {}).items():
+            if rate / mdts[job.get("fs", "scratch")] >= 1:
+                produced[operation] = produced.get(operation, 0.0) + rate
+    exported: Dict[str, float] = {}
+    for family in METADATA:
+        for labels, value in s.series(family).items():
+            operation = dict(labels)["operation"]
+            exported[operation] = exported.get(operation, 0.0) + value
+    assert exported.keys() == produced.keys()
+    for operation, rate in produced.items():
+        assert math.isclose(exported[operation], rate, rel_tol=0.02), (operation, exported)
+    # Over the operations, the series of the default (whose expectation rounds the sum).
+    plain = expected_series(spec, jobs, fs_label)
+    summed, wanted = without(s.series, "operation"), without(lambda f: plain.get(f, {}), "")
+    most = max(len(job.get("mdt_ops", {})) for job in spec["jobs"])
+    for family in METADATA:
+        assert summed[family].keys() == wanted[family].keys(), family
+        for labels, value in wanted[family].items():
+            assert abs(summed[family][labels] - value) <= 0.5 * most + 0.02 * value, labels
 
 
 def test_sacct_without_accounting_fails_cleanly(

@@ -47,6 +47,8 @@ _PARTITIONS = ("batch", "gpu", "long")
 _FS = "scratch"
 _MDTS = (f"{_FS}-MDT0000", f"{_FS}-MDT0001")
 _DIRECTORY_UIDS = (50001,)
+#: The metadata operations of a jobid and their shares (the mix shifts with the jobid).
+_MDOPS = (("open", 0.3), ("close", 0.3), ("getattr", 0.25), ("unlink", 0.1), ("mkdir", 0.05))
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,19 @@ class DemoCluster:
         ]
 
     def metadata(self) -> List[TargetRate]:
+        """Operations per second per jobid, MDT and operation (each rounded, as the
+        query by operation does; the collector sums them per MDT without the flag)."""
         out: List[TargetRate] = []
         for s in self._series:
             total = s.metadata * self._level(s)
+            turn = zlib.crc32(s.jobid.encode()) % len(_MDOPS)
             for i, target in enumerate(_MDTS):
-                share = round(total * (0.7 if i == 0 else 0.3))
-                if share >= 1:
-                    out.append(TargetRate(s.jobid, float(share), target, fs_of_target(target)))
+                on_mdt = total * (0.7 if i == 0 else 0.3)
+                for n, (operation, _) in enumerate(_MDOPS):
+                    rate = round(on_mdt * _MDOPS[(n + turn) % len(_MDOPS)][1])
+                    if rate >= 1:
+                        fs = fs_of_target(target)
+                        out.append(TargetRate(s.jobid, float(rate), target, fs, operation))
         return out
 
 

@@ -7,6 +7,8 @@ window and the metric/label names configurable::
     sum by(jobid)(irate(lustre_job_read_bytes_total[1m]) != 0)
     sum by(jobid)(irate(lustre_job_write_bytes_total[1m]) != 0)
     round(sum by(target,jobid)(irate(lustre_job_stats_total{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))
+
+With ``--metrics.metadata-by-operation`` the metadata query is by ``operation`` too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Callable, List, Optional, Tuple, TypeVar
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.jsonutil import vector_decoder
 from prometheus_cluster_exporter.pacing import check_deadline
-from prometheus_cluster_exporter.promql import FS_LABEL, LustreSeries
+from prometheus_cluster_exporter.promql import FS_LABEL, OPERATION_LABEL, LustreSeries
 from prometheus_cluster_exporter.records import (
     JobidRate,
     Parsed,
@@ -27,7 +29,9 @@ from prometheus_cluster_exporter.records import (
     columns_of,
     fs_extra,
     fs_target_extra,
+    fs_target_operation_extra,
     target_extra,
+    target_operation_extra,
 )
 from prometheus_cluster_exporter.sources.promhttp import PrometheusClient
 from prometheus_cluster_exporter.sources.promscan import scan_pieces
@@ -61,6 +65,7 @@ class LustreQueries:
     target_label: str
     mdt_target_regex: str
     fs_label: bool = False
+    metadata_by_operation: bool = False
 
     @classmethod
     def build(cls, **settings: Any) -> LustreQueries:
@@ -79,6 +84,7 @@ class LustreQueries:
             target_label=series.target_label,
             mdt_target_regex=series.mdt_target_regex,
             fs_label=series.fs_label,
+            metadata_by_operation=series.metadata_by_operation,
         )
 
 
@@ -96,7 +102,9 @@ class PrometheusLustreSource:
         self.queries = queries
         q = queries
         self._jobid_labels = (q.jobid_label, FS_LABEL) if q.fs_label else (q.jobid_label,)
-        self._target_labels = (q.jobid_label, q.target_label)
+        self._target_labels: Tuple[str, ...] = (q.jobid_label, q.target_label)
+        if q.metadata_by_operation:
+            self._target_labels += (OPERATION_LABEL,)
         self._jobid_decoder = vector_decoder(self._jobid_labels)
         self._target_decoder = vector_decoder(self._target_labels)
 
@@ -157,11 +165,18 @@ class PrometheusLustreSource:
         answer = self.client.query_body(q.metadata, deadline, what, at)
         columns = scan_pieces(answer.pieces(), self._target_labels, deadline, decoding(what))
         if columns is not None:
-            return scanned_target_rates(columns, q.mdt_target_regex, q.fs_label, what)
+            by_operation = q.metadata_by_operation
+            return scanned_target_rates(columns, q.mdt_target_regex, q.fs_label, what, by_operation)
         body = answer.whole()
         del answer
         rows = self._decode_target_rates(body, deadline, what)
-        return _as_columns(rows, fs_target_extra if q.fs_label else target_extra)
+        return _as_columns(rows, self._metadata_extra())
+
+    def _metadata_extra(self) -> Callable[[TargetRate], Tuple[str, ...]]:
+        q = self.queries
+        if q.metadata_by_operation:
+            return fs_target_operation_extra if q.fs_label else target_operation_extra
+        return fs_target_extra if q.fs_label else target_extra
 
     def _decode_target_rates(
         self, body: bytes, deadline: float, what: str
@@ -172,12 +187,16 @@ class PrometheusLustreSource:
         check_deadline(deadline, decoding(what))
         if decoder is not None and samples is not None:
             del body
-            return fast_target_rates(samples, decoder, q.mdt_target_regex, what, deadline)
+            by_operation = q.metadata_by_operation
+            return fast_target_rates(
+                samples, decoder, q.mdt_target_regex, what, deadline, by_operation
+            )
         payload = decode_json(body, what)
         del body
         check_deadline(deadline, decoding(what))
+        operation = OPERATION_LABEL if q.metadata_by_operation else None
         return parse_target_vector(
-            payload, q.jobid_label, q.target_label, q.mdt_target_regex, what, deadline
+            payload, q.jobid_label, q.target_label, q.mdt_target_regex, what, deadline, operation
         )
 
 

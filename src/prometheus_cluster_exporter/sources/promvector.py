@@ -37,6 +37,7 @@ from prometheus_cluster_exporter.sources.promscan import Columns
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+K = TypeVar("K")
 
 
 def decoding(what: str) -> str:
@@ -123,16 +124,22 @@ def parse_target_vector(
     target_regex: str,
     what: str,
     deadline: float = math.inf,
+    operation_label: Optional[str] = None,
 ) -> Parsed[List[TargetRate]]:
-    """Turn a ``sum by(target, jobid)`` answer into TargetRate records (MDT targets only)."""
+    """Turn a ``sum by(target, jobid)`` answer into TargetRate records (MDT targets only).
+
+    With ``operation_label`` the answer is ``sum by(target, jobid, operation)`` and every
+    sample needs all three.
+    """
     fs_of = _TargetFilter(target_regex)
 
     def record(labels: Any, value: float) -> TargetRate:
         jobid, target = _text(labels, jobid_label), _text(labels, target_label)
+        operation = _text(labels, operation_label) if operation_label else ""
         fs = fs_of[target]
         if fs is None:
             raise ValueError(f"target {target!r} is not a metadata target")
-        return TargetRate(jobid, value, target, fs)
+        return TargetRate(jobid, value, target, fs, operation)
 
     return _tolerant(payload, what, deadline, record)
 
@@ -198,15 +205,21 @@ def fast_target_rates(
     target_regex: str,
     what: str,
     deadline: float = math.inf,
+    with_operation: bool = False,
 ) -> Parsed[List[TargetRate]]:
-    """TargetRate records from typed samples (labels: jobid and target)."""
+    """TargetRate records from typed samples (labels: jobid and target, and the
+    operation ``with_operation``)."""
     fs_of = _TargetFilter(target_regex)
     rates: List[TargetRate] = []
     skipped = 0
     labels_of = decoder.labels_of
+    operation = ""
     for chunk in paced(samples, deadline, decoding(what)):
         for sample in chunk:
-            jobid, target = labels_of(sample.metric)
+            if with_operation:
+                jobid, target, operation = labels_of(sample.metric)
+            else:
+                jobid, target = labels_of(sample.metric)
             fs = fs_of[target]
             try:
                 value = float(sample.value[1])
@@ -216,7 +229,7 @@ def fast_target_rates(
                 skipped += 1
                 log.debug("%s: skipping sample %r %r", what, target, sample.value[1])
                 continue
-            rates.append(_new(TargetRate, (jobid, value, target, fs)))
+            rates.append(_new(TargetRate, (jobid, value, target, fs, operation)))
     return checked(rates, skipped, what)
 
 
@@ -245,35 +258,42 @@ def scanned_jobid_rates(columns: Columns, with_fs: bool, what: str) -> Parsed[Ra
 
 
 def scanned_target_rates(
-    columns: Columns, target_regex: str, with_fs: bool, what: str
+    columns: Columns, target_regex: str, with_fs: bool, what: str, with_operation: bool = False
 ) -> Parsed[Rates]:
-    """Rates from a scanned ``sum by(target, jobid)`` answer (MDT targets only)."""
+    """Rates from a scanned ``sum by(target, jobid)`` answer (MDT targets only; labels:
+    jobid and target, and the operation ``with_operation``)."""
     ids, labels, values, skipped = _finite(columns, what)
     fs_of = _TargetFilter(target_regex)
     rates = Rates()
-    for target, (i, v) in grouped(ids, labels[0], values).items():
+    groups: Dict[Tuple[str, ...], Tuple[Sequence[str], Sequence[float]]]
+    if with_operation:  # a (target, operation) pair per row, only with the flag
+        groups = grouped(ids, list(zip(labels[0], labels[1])), values)
+    else:
+        groups = {(target,): g for target, g in grouped(ids, labels[0], values).items()}
+    for key, (i, v) in groups.items():
+        target = key[0]
         fs = fs_of[target]
         if fs is None:
             skipped += len(i)
             log.debug("%s: skipping %d samples of target %.80r", what, len(i), target)
             continue
-        rates.append(RateColumn((target, fs) if with_fs else (target,), i, v))
+        rates.append(RateColumn((*key, fs) if with_fs else key, i, v))
     return checked(rates, skipped, what)
 
 
 def grouped(
-    ids: Sequence[str], keys: Sequence[str], values: Sequence[float]
-) -> Dict[str, Tuple[Sequence[str], Sequence[float]]]:
+    ids: Sequence[str], keys: Sequence[K], values: Sequence[float]
+) -> Dict[K, Tuple[Sequence[str], Sequence[float]]]:
     """ids and values split by ``keys`` (few distinct: targets, filesystems)."""
     if not keys:
         return {}
     if keys.count(keys[0]) == len(keys):
         return {keys[0]: (ids, values)}
-    out: Dict[str, Tuple[List[str], List[float]]] = {}
+    out: Dict[K, Tuple[List[str], List[float]]] = {}
     for key, jobid, value in zip(keys, ids, values):
         group = out.get(key)
         if group is None:
             group = out[key] = ([], [])
         group[0].append(jobid)
         group[1].append(value)
-    return cast(Dict[str, Tuple[Sequence[str], Sequence[float]]], out)
+    return cast(Dict[K, Tuple[Sequence[str], Sequence[float]]], out)
