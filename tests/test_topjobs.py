@@ -244,6 +244,24 @@ def test_the_collector_exports_the_top_jobs() -> None:
     assert s.value("cluster_job_write_throughput_bytes", account="chemistry", user="bob") == 20
 
 
+def test_metadata_by_operation_is_summed_for_the_top_jobs() -> None:
+    class ByOperation(Lustre):
+        def metadata_rates(
+            self, deadline: float, at: Optional[float] = None
+        ) -> Parsed[List[TargetRate]]:
+            return Parsed([TargetRate("10", 3.0, "fs-MDT0000", "fs", "open"),
+                           TargetRate("10", 2.0, "fs-MDT0000", "fs", "close"),
+                           TargetRate("11", 4.0, "fs-MDT0001", "fs", "getattr")])  # fmt: skip
+
+    collector = ClusterCollector(
+        ByOperation(), Jobs(), Identities(), timeout=10.0, top_jobs=5, metadata_by_operation=True
+    )
+    s = Scrape(render(collector.scrape()).decode())
+    assert {dict(k)["jobid"]: v for k, v in s.series(TOP_META).items()} == {"10": 5.0, "11": 4.0}
+    assert s.value("cluster_job_metadata_operations", account="physics", user="alice",
+                   target="fs-MDT0000", operation="close") == 2  # fmt: skip
+
+
 def test_top_jobs_off_and_failures_cost_only_them() -> None:
     s, _ = collect(Lustre(), Jobs(), top=0)
     assert not [f for f in TOP if s.has(f)]

@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import budget, idsort, topjobs
 from prometheus_cluster_exporter import families as fam
-from prometheus_cluster_exporter.families import METADATA, READ, WRITE, Query
+from prometheus_cluster_exporter.families import READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
 from prometheus_cluster_exporter.metrics import Row, RowFamily
@@ -100,6 +100,8 @@ class ClusterCollector(GuardedCollector):
         self.fs_label = fs_label
         #: The Lustre queries of a collect, in the order their families are exposed.
         self.queries = fam.queries_of(operations, metadata_by_operation)
+        #: The metadata query among them (by operation or not), for the top jobs.
+        self.metadata = next(q for q in self.queries if q.method == fam.METADATA.method)
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series
         #: Jobs exported by job id (``--metrics.top-jobs``); 0: none.
@@ -124,7 +126,7 @@ class ClusterCollector(GuardedCollector):
         families, shown = self._query_families(scrape, results)
         jobs = self._top_jobs(scrape, results, table)
         if jobs is not None:
-            families += topjobs.top_job_families(jobs, METADATA in results)
+            families += topjobs.top_job_families(jobs, self.metadata in results)
         return self._finish(
             families,
             scrape.outcomes,
@@ -153,7 +155,7 @@ class ClusterCollector(GuardedCollector):
         except Late:  # attribution took all the time a collect has
             log.warning("No top jobs this scrape: %s", TOO_LATE)
             return None
-        meta = scrape.answers[METADATA] if METADATA in results else None
+        meta = scrape.answers[self.metadata] if self.metadata in results else None
         found = topjobs.top_jobs(
             self.top_jobs,
             scrape.answers[READ],
