@@ -42,6 +42,10 @@ timestamp with 3 decimals, values in Go's strconv 'f' -1 format.
     python bench/scale.py --huge --huge-samples 50000 --scrapes 3 --warmup 1
     python bench/scale.py --jobids 5000 --fakes python -- --getent.cache-ttl=0
 
+With ``-- --metrics.metadata-by-operation`` the metadata answer is summed by operation
+too (1-3 operations per jobid and MDT); squeue answers with partition and job name when
+asked for them (the top jobs, on by default), without with ``-- --metrics.top-jobs=0``.
+
 --fakes chooses which fakes the exporter runs with (default cat; both floors are always
 measured). Arguments after -- go to the exporter. --json PATH writes one object per
 workload: workload ("scale" or "huge"), jobids (huge: 5,000, those of the write and
@@ -83,6 +87,7 @@ PROCS = [f"{p}{i}" for p in ("python", "rsync", "cp", "tar", "app.v", "dd", "ior
          for i in range(25)]  # fmt: skip
 TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = ("read", "write", "metadata")
+MDT_OPERATIONS = ["open", "close", "getattr", "setattr", "unlink", "mkdir", "rename", "statfs"]
 FAKES = ("cat", "python")
 FIRST_UID = 10_000
 USERS, GROUPS, MDTS = 100_000, 20_000, 4
@@ -165,7 +170,11 @@ def vector(samples: Iterable[tuple[str, str]]) -> bytes:
     return b"".join([PREFIX, b",".join(parts), b"]}}"])
 
 
-def scale_answers(rng: random.Random, ids: list[str], mdts: int) -> dict[str, bytes]:
+def scale_answers(
+    rng: random.Random, ids: list[str], mdts: int, by_operation: bool = False
+) -> dict[str, bytes]:
+    """The three answers; with ``by_operation`` the metadata answer is summed by operation
+    too (1-3 operations per jobid and MDT, as --metrics.metadata-by-operation asks)."""
     read = ((f'"jobid":"{j}"', go_float(rng.uniform(1e3, 1e9))) for j in ids)
     write = ((f'"jobid":"{j}"', go_float(rng.uniform(1e3, 1e9))) for j in ids)
     metadata = (
@@ -173,6 +182,14 @@ def scale_answers(rng: random.Random, ids: list[str], mdts: int) -> dict[str, by
         for j in ids
         for m in rng.sample(range(mdts), rng.randint(1, mdts))
     )
+    if by_operation:  # label names sorted, as Prometheus writes them
+        metadata = (
+            (f'"jobid":"{j}","operation":"{op}","target":"scratch-MDT{m:04x}"',
+             str(rng.randint(1, 5000)))
+            for j in ids
+            for m in rng.sample(range(mdts), rng.randint(1, mdts))
+            for op in rng.sample(MDT_OPERATIONS, rng.randint(1, 3))
+        )  # fmt: skip
     return {"read": vector(read), "write": vector(write), "metadata": vector(metadata)}
 
 
@@ -270,7 +287,7 @@ def write_fakes(root: Path) -> tuple[Path, Path]:
 
 
 def generate(root: Path, jobids: int, squeue_jobs: int, users: int, groups: int, mdts: int,
-             seed: int = 7, huge_samples: int = 0) -> Cluster:  # fmt: skip
+             seed: int = 7, huge_samples: int = 0, by_operation: bool = False) -> Cluster:  # fmt: skip
     """The cluster's files, fakes and answers; with huge_samples, the huge read answer."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -278,7 +295,7 @@ def generate(root: Path, jobids: int, squeue_jobs: int, users: int, groups: int,
     # Slurm: the active users are a small part of the directory.
     active = names[: max(50, squeue_jobs // 10)]
     jobs = write_squeue(root, rng, squeue_jobs, active)
-    answers = scale_answers(rng, scale_ids(rng, jobids, jobs, len(active)), mdts)
+    answers = scale_answers(rng, scale_ids(rng, jobids, jobs, len(active)), mdts, by_operation)
     if huge_samples:
         answers["read"] = huge_read(rng, huge_samples, jobs, len(active))
     cat_bin, python_bin = write_fakes(root)
@@ -289,10 +306,10 @@ def generate(root: Path, jobids: int, squeue_jobs: int, users: int, groups: int,
     )  # fmt: skip
 
 
-def build(workload: Workload, tmp: Path) -> Cluster:
+def build(workload: Workload, tmp: Path, by_operation: bool = False) -> Cluster:
     root = tmp / f"{workload.name}{workload.huge_samples or workload.jobids}"
     return generate(root, workload.jobids, workload.squeue_jobs, USERS, GROUPS, MDTS,
-                    huge_samples=workload.huge_samples)  # fmt: skip
+                    huge_samples=workload.huge_samples, by_operation=by_operation)  # fmt: skip
 
 
 # -- measuring --------------------------------------------------------------------------
@@ -377,7 +394,8 @@ def timed(exporter: Exporter, scrapes: int, warmup: int) -> tuple[list[Scrape], 
 def measure(
     workload: Workload, scrapes: int, warmup: int, tmp: Path, fakes: str, extra: list[str]
 ) -> dict[str, Any]:
-    cluster = build(workload, tmp)
+    # With -- --metrics.metadata-by-operation, the metadata answer is by operation too.
+    cluster = build(workload, tmp, "--metrics.metadata-by-operation" in extra)
     prom = serve(cluster)
     env = dict(os.environ, PATH=f"{cluster.fakes(fakes)}:{os.environ['PATH']}")
     exporter = Exporter([f"--promserver={prom.url}", "--timeout=120", *extra], env,

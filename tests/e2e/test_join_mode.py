@@ -51,7 +51,11 @@ ALL = FAMILIES + OPERATIONS
 DIRECT_ONLY = {"Top jobs now"}
 #: The README's top jobs for join mode: a topk over the Lustre series joined with the info.
 TOP_JOBS_QUERY = """topk(10,
-  sum by (jobid) (irate({__name__=~"lustre_job_(read|write)_bytes_total", jobid=~"[0-9]+"}[1m]))
+  sum by (jobid) (
+    label_replace(irate(lustre_job_read_bytes_total{jobid=~"[0-9]+"}[1m]), "io", "read", "", "")
+    or
+    label_replace(irate(lustre_job_write_bytes_total{jobid=~"[0-9]+"}[1m]), "io", "write", "", "")
+  )
   * on (jobid) group_left (account, user)
   topk by (jobid) (1, max by (jobid, account, user) (last_over_time(cluster_job_info[5m])))
 )"""
