@@ -3,7 +3,7 @@
 cluster of bench/scale.py, with the sources' external calls replaced by the generated
 bytes (so only the exporter's own work is measured).
 
-    python bench/profile_scrape.py [--jobids 50000] [--top 15]
+    python bench/profile_scrape.py [--jobids 50000] [--top 15] [--top-jobs 10]
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ class CannedClient:
 
 
 class CannedSlurm:
-    def __init__(self, output: bytes) -> None:
+    def __init__(self, output: bytes, details: bool) -> None:
         self.output = output
+        self.details = details
 
     def jobs(self, deadline: float) -> Any:
-        return parse_squeue(self.output)
+        return parse_squeue(self.output, self.details)
 
 
 class CannedDirectory:
@@ -81,6 +82,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobids", type=int, default=50_000)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--top-jobs", type=int, default=10, help="--metrics.top-jobs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -88,12 +90,16 @@ def main() -> int:
                            100_000, 20_000, 4)  # fmt: skip
         collector = ClusterCollector(
             PrometheusLustreSource(CannedClient(cluster.answers), LustreQueries.build()),  # type: ignore[arg-type]
-            CannedSlurm((root / "squeue").read_bytes()),
+            CannedSlurm(
+                (root / ("squeue-details" if args.top_jobs else "squeue")).read_bytes(),
+                args.top_jobs > 0,
+            ),
             CachedIdentities(
                 CannedDirectory((root / "passwd").read_bytes(), (root / "group").read_bytes()),
                 ttl=300,
             ),
             timeout=600,
+            top_jobs=args.top_jobs,
         )
 
         def scrape() -> int:

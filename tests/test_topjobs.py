@@ -115,14 +115,16 @@ def rank(
     write: Sequence[RateColumn],
     metadata: Optional[Sequence[RateColumn]] = None,
     jobs: Dict[str, SlurmJob] = JOBS,
+    formats: Sequence[str] = ("%j", "%j:%u:%H", "%e.%u"),
 ) -> List[TopJob]:
-    """The ranking as the collector does it: the ids parsed and owned, then ranked."""
-    grammar = JobidGrammar(["%j", "%j:%u:%H", "%e.%u"])
-    listed = idsort.listed_jobs(jobs)
+    """The ranking as the collector does it: plain numbers looked up, the other ids
+    parsed, all owned, then ranked (every id parsed where %j is not the first form)."""
+    grammar = JobidGrammar(formats)
+    listed = idsort.listed_jobs(jobs) if grammar.numbers_are_jobs else {}
     ids = {i for c in [*read, *write, *(metadata or ())] for i in c.jobids}
     refs = {i: grammar.parse(i) for i in ids if i not in listed}
-    table = attr.owner_table(refs, jobs, USERS, GROUPS, listed)
-    return top_jobs(count, read, write, metadata, table, refs, jobs)
+    table = attr.owner_table(refs, jobs, USERS, GROUPS, listed or None)
+    return top_jobs(count, read, write, metadata, table, refs, jobs, listed or None)
 
 
 def col(ids: List[str], values: List[float], *extra: str) -> RateColumn:
@@ -142,6 +144,23 @@ def test_a_job_under_several_ids_counts_once_with_all_of_its_io() -> None:
     assert top[0][:5] == ("10", "physics", "alice", "relax", "batch")
     assert [t.jobid for t in rank(2, read, write)] == ["10", "11"]
     assert rank(0, read, write) == []
+
+
+@pytest.mark.parametrize("formats", [("%j", "%j:%u:%H", "%e.%u"), ("%e.%u", "%j:%u:%H", "%j")])
+def test_plain_and_parsed_ids_of_one_job_add_up(formats: Sequence[str]) -> None:
+    # "0010" is job 10 zero-padded (always parsed); with %j first "10" is looked up, else
+    # parsed too: the same sums either way.
+    read = [col(["10", "0010", "11:1001:n1", "12", "cp.1001"], [5, 2, 3, 1, 50]),
+            col(["10", "11:1001:n2"], [1, 5], "home")]  # fmt: skip
+    write = [col(["0010", "12"], [1, 6])]
+    metadata = [col(["0010", "11:1001:n9", "12", "cp.1001"], [2, 3, 4, 5], "fs-MDT0000")]
+    top = rank(10, read, write, metadata, formats=formats)
+    assert [(t.jobid, t.read, t.write, t.metadata) for t in top] == [
+        ("10", 8, 1, 2),
+        ("11", 8, 0, 3),
+        ("12", 1, 6, 4),
+    ]
+    assert [t.jobid for t in rank(1, read, write, metadata, formats=formats)] == ["10"]
 
 
 def test_metadata_is_summed_over_mdts_and_ids_without_read_or_write() -> None:
@@ -287,6 +306,7 @@ def test_no_top_jobs_past_the_collects_end(caplog: pytest.LogCaptureFixture) -> 
     now = time.monotonic()
     scrape = ScrapeState(now - 10, now - 5)  # attribution used up all the time there was
     scrape.jobs = JOBS
+    scrape.listed = idsort.listed_jobs(JOBS)
     scrape.answers = {READ: [col(["10"], [1])], WRITE: [], METADATA: []}  # type: ignore[dict-item]
     table = attr.owner_table({}, JOBS, USERS, GROUPS, idsort.listed_jobs(JOBS))
     results = {q: attr.Attribution.of(table) for q in (READ, WRITE, METADATA)}

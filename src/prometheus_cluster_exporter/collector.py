@@ -164,6 +164,7 @@ class ClusterCollector(GuardedCollector):
             table,
             scrape.refs,
             scrape.jobs,
+            scrape.listed if self.grammar.numbers_are_jobs else None,
         )
         scrape.more_stages.append((TOP_JOBS_STAGE, time.perf_counter() - begun))
         return found

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 from itertools import compress, repeat
+from operator import le
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter.attribution import JOB, OwnerTable
@@ -63,47 +64,59 @@ class TopJob(NamedTuple):
         )
 
 
-def sums_by_id(columns: Iterable[RateColumn]) -> Dict[str, float]:
-    """jobid -> its values summed over every column (over the labels after the owner's).
-    The per-row work is done in C where the ids of a column are distinct (as an answer
-    summed by jobid has them)."""
+def parsed_jobs(table: OwnerTable, refs: Mapping[str, Ref]) -> Dict[str, str]:
+    """jobid -> Slurm job id for the parsed ids that attribution gave to a job (``%j.%u``,
+    a quoted or zero-padded number, ...): one step per parsed id, none per plain number."""
+    number_of, kinds = table.number_of, table.kinds
+    return {
+        raw: ref.jobid
+        for raw, ref in refs.items()
+        if isinstance(ref, JobRef) and kinds[number_of.get(raw, 0)] == JOB
+    }
+
+
+def _add(into: Dict[str, float], found: Dict[str, float]) -> None:
+    """``found`` added to ``into``: one Python step per key in both, the rest in C."""
+    for key in found.keys() & into.keys():
+        found[key] += into[key]
+    into.update(found)
+
+
+def job_sums(
+    columns: Iterable[RateColumn], plain: Mapping[str, object], parsed: Mapping[str, str]
+) -> Dict[str, float]:
+    """Slurm job id -> its values summed over every column: over the ids that are plain
+    job numbers (``plain``: the listed jobs, their own ids) one look-up per row and the
+    sums in C; over the ``parsed`` ids (several may name one job) a step each."""
     total: Dict[str, float] = {}
     for column in columns:
-        found = dict(zip(column.jobids, column.values))
-        if len(found) < len(column.jobids):  # an id twice in one column: sum it
+        ids = column.jobids if isinstance(column.jobids, list) else list(column.jobids)
+        values = column.values
+        pick = list(map(plain.__contains__, ids))
+        found = dict(zip(compress(ids, pick), compress(values, pick)))
+        if len(found) < pick.count(True):  # an id twice in one column: sum it
             found = {}
-            for jobid, value in zip(column.jobids, column.values):
+            for jobid, value in zip(compress(ids, pick), compress(values, pick)):
                 found[jobid] = found.get(jobid, 0.0) + value
-        for jobid in found.keys() & total.keys():
-            found[jobid] += total[jobid]
-        total.update(found)
+        if parsed:
+            named = list(map(parsed.__contains__, ids))
+            for raw, value in zip(compress(ids, named), compress(values, named)):
+                jobid = parsed[raw]
+                found[jobid] = found.get(jobid, 0.0) + value
+        _add(total, found)
     return total
 
 
-def job_ids(ids: Iterable[str], table: OwnerTable, refs: Mapping[str, Ref]) -> Dict[str, str]:
-    """jobid (as in the Lustre series) -> Slurm job id, for the ids attribution gave to a
-    job: a parsed id names its job, a plain number nobody had to parse is its own."""
-    ids = list(ids)
-    kinds = map(table.kinds.__getitem__, map(table.number_of.get, ids, repeat(0)))
-    of_jobs = list(compress(ids, map(JOB.__eq__, kinds)))
-    found = dict(zip(of_jobs, of_jobs))
-    for raw in refs.keys() & found.keys():  # the parsed ones: few where %j comes first
-        ref = refs[raw]
-        if isinstance(ref, JobRef):
-            found[raw] = ref.jobid
-    return found
-
-
-def _per_job(sums: Mapping[str, float], slurm_id: Mapping[str, str]) -> Dict[str, float]:
-    """Slurm job id -> the sum of its ids' values."""
-    ids = list(slurm_id.keys() & sums.keys())
-    jobids = list(map(slurm_id.__getitem__, ids))
-    per_job = dict(zip(jobids, map(sums.__getitem__, ids)))
-    if len(per_job) < len(ids):  # a job under several ids
-        per_job = {}
-        for raw, jobid in zip(ids, jobids):
-            per_job[jobid] = per_job.get(jobid, 0.0) + sums[raw]
-    return per_job
+def _picked_sums(columns: Iterable[RateColumn], job_of: Mapping[str, str]) -> Dict[str, float]:
+    """Slurm job id -> its values summed, for the few ids in ``job_of`` only."""
+    total: Dict[str, float] = {}
+    for column in columns:
+        ids = column.jobids if isinstance(column.jobids, list) else list(column.jobids)
+        pick = list(map(job_of.__contains__, ids))
+        for raw, value in zip(compress(ids, pick), compress(column.values, pick)):
+            jobid = job_of[raw]
+            total[jobid] = total.get(jobid, 0.0) + value
+    return total
 
 
 def _largest(count: int, values: Mapping[str, float]) -> List[str]:
@@ -113,7 +126,7 @@ def _largest(count: int, values: Mapping[str, float]) -> List[str]:
     if not positive:
         return []
     least = positive[-1]
-    near = compress(values.keys(), map(least.__le__, values.values()))
+    near = compress(values.keys(), map(le, repeat(least), values.values()))
     return sorted(near, key=lambda j: (values[j], len(j), j), reverse=True)[:count]
 
 
@@ -125,31 +138,31 @@ def top_jobs(
     table: OwnerTable,
     refs: Mapping[str, Ref],
     jobs: Mapping[str, SlurmJob],
+    listed: Optional[Mapping[str, SlurmJob]] = None,
 ) -> List[TopJob]:
     """The ``count`` jobs with the most read + write throughput, largest first.
 
     ``read``/``write``/``metadata`` are the answers' columns, ``table``/``refs`` what
     attribution decided for their ids and ``jobs`` every job known this scrape (squeue,
     the grace memory, sacct), which gives the account, user, name and partition.
+    ``listed`` are the jobs whose plain-number ids need no parsing (``idsort``), when
+    the first jobid format is ``%j``.
     """
     if count <= 0:
         return []
-    read_sums, write_sums = sums_by_id(read), sums_by_id(write)
-    slurm_id = job_ids(read_sums.keys() | write_sums.keys(), table, refs)
-    read_jobs, write_jobs = _per_job(read_sums, slurm_id), _per_job(write_sums, slurm_id)
+    plain: Mapping[str, object] = listed or {}
+    parsed = parsed_jobs(table, refs)
+    read_jobs, write_jobs = job_sums(read, plain, parsed), job_sums(write, plain, parsed)
     both = dict(write_jobs)
-    both.update(read_jobs)
-    for jobid in read_jobs.keys() & write_jobs.keys():
-        both[jobid] = read_jobs[jobid] + write_jobs[jobid]
+    _add(both, dict(read_jobs))
     chosen = [j for j in _largest(count, both) if j in jobs]
     meta: Optional[Dict[str, float]] = None
     if metadata is not None:
-        # Summed over the MDTs; a job's metadata may come under ids without read or write.
-        meta_sums = sums_by_id(metadata)
-        meta_ids = job_ids(meta_sums.keys(), table, refs)
+        # Summed over the MDTs, for the chosen jobs only (under every id that names them).
         wanted = set(chosen)
-        raws = compress(meta_ids.keys(), map(wanted.__contains__, meta_ids.values()))
-        meta = _per_job(meta_sums, {raw: meta_ids[raw] for raw in raws})
+        job_of = {j: j for j in chosen if j in plain}
+        job_of.update((raw, j) for raw, j in parsed.items() if j in wanted)
+        meta = _picked_sums(metadata, job_of)
     result = []
     for jobid in chosen:
         job = jobs[jobid]
