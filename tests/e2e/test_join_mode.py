@@ -285,8 +285,9 @@ def test_top_jobs_are_a_topk_over_the_joined_series(
         ("--metrics.fs-label", "--query.rate-function=rate", "--timerange=2m"),
         ("--lustre.jobid-format=%j:%u:%H", "--lustre.jobid-format=%e:%u:%H"),
         ("--lustre.jobid-label=job", "--lustre.target-label=ost", "--lustre.jobid-format=%e.%u"),
+        ("--metrics.metadata-by-operation", "--metrics.fs-label", "--metrics.max-series=5"),
     ],
-    ids=["default", "fs-rate", "host-forms", "labels-procs-only"],
+    ids=["default", "fs-rate", "host-forms", "labels-procs-only", "by-operation"],
 )
 def test_printed_rules_pass_promtool(flags: Tuple[str, ...], tmp_path: Path) -> None:
     if shutil.which("promtool") is None:
@@ -296,3 +297,5 @@ def test_printed_rules_pass_promtool(flags: Tuple[str, ...], tmp_path: Path) -> 
                              text=True, timeout=60, check=False)  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout
+    if "--metrics.metadata-by-operation" in flags:
+        assert "sum by(target,jobid,operation)" in rules.read_text()

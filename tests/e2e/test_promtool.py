@@ -26,6 +26,9 @@ def test_demo_exposition_passes_promtool(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert b"cluster_job_read_throughput_bytes{" in text
+    # The demo shows every opt-in family: the top jobs, operations, metadata by operation.
+    assert b"cluster_top_job_read_throughput_bytes{" in text
+    assert b"cluster_job_write_operations{" in text and b'operation="open"' in text
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False
     )
