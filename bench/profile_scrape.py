@@ -53,12 +53,11 @@ class CannedClient:
 
 
 class CannedSlurm:
-    def __init__(self, output: bytes, details: bool) -> None:
+    def __init__(self, output: bytes) -> None:
         self.output = output
-        self.details = details
 
     def jobs(self, deadline: float) -> Any:
-        return parse_squeue(self.output, self.details)
+        return parse_squeue(self.output)
 
 
 class CannedDirectory:
@@ -90,10 +89,7 @@ def main() -> int:
                            100_000, 20_000, 4)  # fmt: skip
         collector = ClusterCollector(
             PrometheusLustreSource(CannedClient(cluster.answers), LustreQueries.build()),  # type: ignore[arg-type]
-            CannedSlurm(
-                (root / ("squeue-details" if args.top_jobs else "squeue")).read_bytes(),
-                args.top_jobs > 0,
-            ),
+            CannedSlurm((root / "squeue").read_bytes()),
             CachedIdentities(
                 CannedDirectory((root / "passwd").read_bytes(), (root / "group").read_bytes()),
                 ttl=300,

@@ -43,8 +43,8 @@ timestamp with 3 decimals, values in Go's strconv 'f' -1 format.
     python bench/scale.py --jobids 5000 --fakes python -- --getent.cache-ttl=0
 
 With ``-- --metrics.metadata-by-operation`` the metadata answer is summed by operation
-too (1-3 operations per jobid and MDT); squeue answers with partition and job name when
-asked for them (the top jobs, on by default), without with ``-- --metrics.top-jobs=0``.
+too (1-3 operations per jobid and MDT); asked for the top jobs' partition and name
+(``squeue -j ... -o "%A|%P|%j"``), squeue prints them for all its jobs.
 
 --fakes chooses which fakes the exporter runs with (default cat; both floors are always
 measured). Arguments after -- go to the exporter. --json PATH writes one object per
@@ -236,8 +236,8 @@ def write_directory(root: Path, users: int, groups: int) -> list[str]:
 
 
 def write_squeue(root: Path, rng: random.Random, squeue_jobs: int, active: list[str]) -> list[str]:
-    """The squeue files: "jobid account user" (squeue) and, as asked for the top jobs,
-    with partition and job name (squeue-details); the job ids."""
+    """The squeue files: "jobid account user" (squeue) and, as the top jobs' details are
+    asked, "jobid|partition|name" (squeue-details); the job ids."""
     accounts = [f"acct{i:04d}" for i in range(max(10, squeue_jobs // 50))]
     jobs = [(str(2_000_000 + i), rng.choice(accounts), rng.choice(active))
             for i in range(squeue_jobs)]  # fmt: skip
@@ -245,8 +245,8 @@ def write_squeue(root: Path, rng: random.Random, squeue_jobs: int, active: list[
         out.writelines(f"{j} {a} {u}\n" for j, a, u in jobs)
     partitions = ("batch", "gpu", "long", "debug")
     with open(root / "squeue-details", "w") as out:
-        out.writelines(f"{j} {a} {u} {partitions[i % 4]} run-{i % 997} step {i % 13}\n"
-                       for i, (j, a, u) in enumerate(jobs))  # fmt: skip
+        out.writelines(f"{j}|{partitions[i % 4]}|run-{i % 997} step {i % 13}\n"
+                       for i, (j, _, _) in enumerate(jobs))  # fmt: skip
     return [j for j, _, _ in jobs]
 
 

@@ -54,7 +54,7 @@ def test_operations_are_off_by_default(
         "retrieve_running_jobs", "retrieve_user_name_info", "retrieve_group_name_info",
         "retrieve_missing_user_info", "retrieve_missing_group_info",
         "build_metadata_metrics", "build_read_throughput_metrics", "build_write_throughput_metrics",
-        "build_top_jobs_metrics",
+        "build_top_jobs_metrics", "retrieve_top_job_details",
     }  # fmt: skip
     assert not [q for q in fake_prometheus.queries if "samples" in q]
 

@@ -233,7 +233,7 @@ def test_squeue_json_22_05_shape() -> None:
         SlurmJob("4400", "physics", "alice"),  # het job leader: IO arrives under its id
         SlurmJob("4401", "physics", "alice"),
         SlurmJob("4260", "(null)", "carol"),
-        SlurmJob("4400", "physics", "alice"),  # alias of the het leader, from component 4401
+        # No alias for the het leader from component 4401: the leader is listed itself.
     ]
     assert parsed.skipped == 2
 

@@ -26,16 +26,14 @@ from prometheus_cluster_exporter.records import (
     TargetRate,
 )
 from prometheus_cluster_exporter.scrapestate import ScrapeState
+from prometheus_cluster_exporter.sources.jobdetails import MAX_NAME_CHARS, parse_details
 from prometheus_cluster_exporter.sources.slurm import (
-    MAX_NAME_CHARS,
-    SacctSource,
     SqueueSource,
-    parse_sacct,
     parse_squeue,
     parse_squeue_json,
 )
 from prometheus_cluster_exporter.topjobs import MAX_LABEL_CHARS, TopJob, top_jobs
-from tests.helpers import Exporter, FakeCluster, FakePrometheus, Scrape, key
+from tests.helpers import FIXTURES, Exporter, FakeCluster, FakePrometheus, Scrape, key
 
 Start = Callable[..., Exporter]
 TOP_READ = "cluster_top_job_read_throughput_bytes"
@@ -43,58 +41,71 @@ TOP_WRITE = "cluster_top_job_write_throughput_bytes"
 TOP_META = "cluster_top_job_metadata_operations"
 TOP = (TOP_READ, TOP_WRITE, TOP_META)
 
-# -- squeue and sacct ----------------------------------------------------------------------
+# -- the names, asked apart --------------------------------------------------------------
 
 
-def test_squeue_gives_partition_and_name_with_spaces() -> None:
+def test_details_lines_count_only_for_asked_ids_answered_once() -> None:
     long_name = "x" * 300
     out = (
-        b"4242 physics alice batch relax the  lattice\n"
-        b"4243 (null) bob gpu\n"
-        b"4244 chem carol long " + long_name.encode() + b"\n"
-        b"junk a b c d\n"
-    )
-    parsed = parse_squeue(out, details=True)
-    jobs = {job.jobid: job for job in parsed.items}
-    assert jobs["4242"] == SlurmJob("4242", "physics", "alice", "batch", "relax the  lattice")
-    assert (jobs["4243"].partition, jobs["4243"].job_name) == ("gpu", "")
-    assert jobs["4244"].job_name == long_name[:MAX_NAME_CHARS]
-    assert parsed.skipped == 1
+        "4242|batch|relax the  lattice\n"
+        "4243|gpu|\r\n"
+        f"4244|long|{long_name}\n"
+        "4245|debug|a|b \x1e4246|batch|split?\n"
+        "9999|batch|not asked\n"
+        "junk\n"
+    ).encode()
+    found = parse_details(out, {"4242", "4243", "4244", "4245", "4246"})
+    assert found == {
+        "4242": ("batch", "relax the  lattice"),
+        "4243": ("gpu", ""),
+        "4244": ("long", long_name[:MAX_NAME_CHARS]),
+        # Only a newline ends a line: the name keeps its \x1e and what follows.
+        "4245": ("debug", "a|b \x1e4246|batch|split?"),
+    }
 
 
-def test_squeue_without_details_takes_exactly_three_fields() -> None:
-    parsed = parse_squeue(b"4242 physics alice batch relax\n4243 physics alice\n")
-    assert [job.jobid for job in parsed.items] == ["4243"] and parsed.skipped == 1
-    assert parsed.items[0] == SlurmJob("4243", "physics", "alice")
+def test_a_name_forging_a_line_gets_no_details() -> None:
+    # The job 4250 is named "x\n4242|evil|forged": 4242 is answered twice, so neither is
+    # taken (at worst a user blanks another top job's name, never its owner or numbers).
+    out = b"4242|batch|relax\n4250|gpu|x\n4242|evil|forged\n"
+    assert parse_details(out, {"4242", "4250"}) == {"4250": ("gpu", "x")}
 
 
-def test_sacct_name_may_hold_the_separator() -> None:
-    out = b"4240|physics|alice|batch|a|b\n4241||bob|debug|\n4239|geo|frank\n"
-    jobs = {job.jobid: job for job in parse_sacct(out, details=True).items}
-    assert jobs["4240"] == SlurmJob("4240", "physics", "alice", "batch", "a|b")
-    assert jobs["4241"] == SlurmJob("4241", "(null)", "bob", "debug", "")
-    assert jobs["4239"] == SlurmJob("4239", "geo", "frank")  # three fields are taken too
-    not_asked = parse_sacct(b"4240|physics|alice|batch|relax\n4241|physics|alice\n")
-    assert [job.jobid for job in not_asked.items] == ["4241"] and not_asked.skipped == 1
+def test_the_job_listing_never_holds_a_name() -> None:
+    assert SqueueSource("squeue").argv == ["squeue", "-a", "-h", "-o", "%A %a %u"]
+    # A name may not split a listing line at \x1e or \u2028 either.
+    parsed = parse_squeue(b"4242 physics alice\n4243 chem bob\x1e4244 evil x\n")
+    assert [job.jobid for job in parsed.items] == ["4242"] and parsed.skipped == 1
 
 
 def test_squeue_json_gives_partition_and_name() -> None:
     out = (
-        b'{"jobs":[{"job_id":5,"account":"a","user_name":"u","partition":"gpu","name":"n m"},'
-        b'{"job_id":6,"account":"a","user_name":"u","partition":7,"name":"bad"},'
+        b'{"jobs":[{"job_id":5,"account":"a","user_name":"u","partition":"gpu","name":" n m "},'
+        b'{"job_id":6,"account":"a","user_name":"u","partition":7,"name":["odd"]},'
         b'{"job_id":8,"account":"a","user_name":"v"}]}'
     )
     parsed = parse_squeue_json(out)
-    assert parsed.items == [SlurmJob("5", "a", "u", "gpu", "n m"), SlurmJob("8", "a", "v")]
-    assert parsed.skipped == 1
+    # A partition or name of another type is left empty: the job still counts.
+    assert parsed.items == [
+        SlurmJob("5", "a", "u", "gpu", "n m"),
+        SlurmJob("6", "a", "u"),
+        SlurmJob("8", "a", "v"),
+    ]
 
 
-def test_the_commands_ask_for_details_only_with_top_jobs() -> None:
-    assert SqueueSource("squeue").argv == ["squeue", "-a", "-h", "-o", "%A %a %u"]
-    assert SqueueSource("squeue", details=True).argv[-1] == "%A %a %u %P %j"
-    assert SqueueSource("squeue", json=True, details=True).argv == ["squeue", "--json"]
-    assert SacctSource("sacct").fields == "JobIDRaw,Account,User"
-    assert SacctSource("sacct", details=True).fields == "JobIDRaw,Account,User,Partition,JobName"
+def test_a_het_leader_keeps_its_own_listing() -> None:
+    out = (
+        b'{"jobs":[{"job_id":70,"het_job_id":70,"account":"a","user_name":"u","partition":"cpu"},'
+        b'{"job_id":71,"het_job_id":70,"account":"a","user_name":"u","partition":"gpu"},'
+        b'{"job_id":81,"het_job_id":80,"account":"b","user_name":"w","partition":"gpu"},'
+        b'{"job_id":82,"het_job_id":80,"account":"b","user_name":"w","partition":"big"}]}'
+    )
+    jobs = {}
+    for job in parse_squeue_json(out).items:
+        assert job.jobid not in jobs, "one listing per id"
+        jobs[job.jobid] = job
+    assert jobs["70"].partition == "cpu"  # not its component's
+    assert jobs["80"].partition == "gpu"  # no leader listed: its first component
 
 
 # -- the ranking ---------------------------------------------------------------------------
@@ -222,11 +233,12 @@ class Lustre:
 class Jobs:
     def __init__(self) -> None:
         self.error: Optional[Exception] = None
+        self.listing = list(JOBS.values())
 
     def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]:
         if self.error is not None:
             raise self.error
-        return Parsed(list(JOBS.values()))
+        return Parsed(list(self.listing))
 
 
 class Identities:
@@ -281,6 +293,40 @@ def test_metadata_by_operation_is_summed_for_the_top_jobs() -> None:
                    target="fs-MDT0000", operation="close") == 2  # fmt: skip
 
 
+class Details:
+    def __init__(self) -> None:
+        self.asked: List[List[str]] = []
+        self.error: Optional[Exception] = None
+
+    def details(self, jobids: Sequence[str], deadline: float) -> Parsed[Dict[str, tuple]]:
+        self.asked.append(list(jobids))
+        if self.error is not None:
+            raise self.error
+        return Parsed({"11": ("gpu", "md run"), "12": ("long", "never asked")})
+
+
+def test_the_listing_s_unnamed_top_jobs_are_named_apart() -> None:
+    jobs = Jobs()
+    jobs.listing = [SlurmJob(j.jobid, j.account, j.user) for j in JOBS.values()]  # as text
+    details = Details()
+    collector = ClusterCollector(
+        Lustre(), jobs, Identities(), timeout=10.0, top_jobs=10, job_details=details
+    )
+    s = Scrape(render(collector.scrape()).decode())
+    assert details.asked == [["11", "10"]]  # the top jobs only, largest first
+    names = {dict(k)["jobid"]: (dict(k)["partition"], dict(k)["job_name"])
+             for k in s.series(TOP_READ)}  # fmt: skip
+    assert names == {"11": ("gpu", "md run"), "10": ("", "")}
+    stages = {dict(k)["name"] for k in s.series("cluster_exporter_stage_execution_seconds")}
+    assert "retrieve_top_job_details" in stages and s.value("cluster_exporter_scrape_ok") == 1
+    # A failing details call costs the names only.
+    details.error = SourceError("squeue (top jobs): exited with status 2")
+    s = Scrape(render(collector.scrape()).decode())
+    assert s.value("cluster_exporter_scrape_ok") == 0
+    assert {dict(k)["job_name"] for k in s.series(TOP_WRITE)} == {""}
+    assert len(s.series(TOP_WRITE)) == 2 and s.has("cluster_job_read_throughput_bytes")
+
+
 def test_top_jobs_off_and_failures_cost_only_them() -> None:
     s, _ = collect(Lustre(), Jobs(), top=0)
     assert not [f for f in TOP if s.has(f)]
@@ -304,34 +350,37 @@ def test_top_jobs_off_and_failures_cost_only_them() -> None:
 def test_no_top_jobs_past_the_collects_end(caplog: pytest.LogCaptureFixture) -> None:
     collector = ClusterCollector(Lustre(), Jobs(), Identities(), timeout=10.0, top_jobs=5)
     now = time.monotonic()
-    scrape = ScrapeState(now - 10, now - 5)  # attribution used up all the time there was
+    scrape = ScrapeState(now - 10, now - 5)
     scrape.jobs = JOBS
     scrape.listed = idsort.listed_jobs(JOBS)
     scrape.answers = {READ: [col(["10"], [1])], WRITE: [], METADATA: []}  # type: ignore[dict-item]
     table = attr.owner_table({}, JOBS, USERS, GROUPS, idsort.listed_jobs(JOBS))
     results = {q: attr.Attribution.of(table) for q in (READ, WRITE, METADATA)}
     with caplog.at_level(logging.WARNING):
-        assert collector._top_jobs(scrape, results, table) is None
+        # Attribution used up all the time it had: no ranking.
+        assert collector.top_step(scrape, results, table, now - 1) is None
     assert "No top jobs this scrape" in caplog.text
-    scrape.hard_end = time.monotonic() + 60
-    found = collector._top_jobs(scrape, results, table)
+    found = collector.top_step(scrape, results, table, time.monotonic() + 60)
     assert found is not None and [t.jobid for t in found] == ["10"]
 
 
 # -- through the command line --------------------------------------------------------------
 
-SQUEUE = (
-    "4242 physics alice batch relax the lattice\n"
-    "4243 physics alice batch post\n"
-    "4250 chemistry bob gpu md run\n"
-    "4251 physics bob batch\n"
-    "4260 (null) carol long asm\n"
+DETAILS = (
+    "4242|batch|relax the lattice\n4243|batch|post\n4250|gpu|md run\n4251|batch|\n4260|long|asm\n"
 )
 
 
-def test_top_jobs_from_the_fixtures(start_exporter: Start, fake_cluster: FakeCluster) -> None:
-    fake_cluster.set("squeue", "out", SQUEUE)
-    fake_cluster.set("sacct", "out", "4999|geology|frank|debug|late|job\n")
+def details_calls(fake_cluster: FakeCluster, command: str) -> List[List[str]]:
+    return [c["argv"] for c in fake_cluster.calls(command) if "%A|%P|%j" in c["argv"]
+            or "JobIDRaw,Partition,JobName" in c["argv"]]  # fmt: skip
+
+
+def test_top_jobs_from_the_fixtures(
+    start_exporter: Start, fake_cluster: FakeCluster, fake_prometheus: FakePrometheus
+) -> None:
+    fake_cluster.set("squeue-details", "out", DETAILS)
+    fake_cluster.set("sacct-details", "out", "4999|debug|late|job\n")
     exporter = start_exporter("--slurm.sacct")
     s = exporter.scrape()
     assert s.value("cluster_exporter_scrape_ok") == 1
@@ -346,11 +395,16 @@ def test_top_jobs_from_the_fixtures(start_exporter: Start, fake_cluster: FakeClu
     first = key(jobid="4242", account="physics", user="alice", job_name="relax the lattice",
                 partition="batch")  # fmt: skip
     assert s.series(TOP_READ)[first] == 1048576
-    # A finished job: sacct supplies its name and partition.
+    # A finished job squeue no longer lists: sacct supplies its name and partition.
     ended = key(jobid="4999", account="geology", user="frank", job_name="late|job",
                 partition="debug")  # fmt: skip
     assert s.series(TOP_WRITE)[ended] == 10
-    assert fake_cluster.calls("sacct")[0]["argv"][-1] == "JobIDRaw,Account,User,Partition,JobName"
+    # The listing is the original's; the top jobs' names are asked apart, for them only.
+    assert fake_cluster.calls("squeue")[0]["argv"] == ["-a", "-h", "-o", "%A %a %u"]
+    asked = details_calls(fake_cluster, "squeue")
+    assert asked == [["-a", "-h", "-j", "4242,4250,4243,4999,4260,4251", "-o", "%A|%P|%j"]]
+    assert details_calls(fake_cluster, "sacct")[0][5] == "4999"
+    assert len(fake_prometheus.queries) == 3  # no query of their own
     # The status page lists them by job id, largest read + write first.
     _, page = exporter.get("/")
     table = page[page.index("Top 6 jobs") :]
@@ -360,24 +414,27 @@ def test_top_jobs_from_the_fixtures(start_exporter: Start, fake_cluster: FakeClu
     assert "<td>relax the lattice</td>" in table and "<td>gpu</td>" in table
 
 
-def test_top_n_and_the_grace_memory(start_exporter: Start, fake_cluster: FakeCluster) -> None:
-    fake_cluster.set("squeue", "out", SQUEUE)
+def test_top_n_and_names_remembered(start_exporter: Start, fake_cluster: FakeCluster) -> None:
+    fake_cluster.set("squeue-details", "out", DETAILS)
     exporter = start_exporter("--metrics.top-jobs=2", "--slurm.job-grace-period=10m")
     s = exporter.scrape()
     assert {dict(k)["jobid"] for k in s.series(TOP_READ)} == {"4242", "4250"}
-    # 4242 leaves squeue: the grace memory still knows its name and partition.
-    fake_cluster.set("squeue", "out", SQUEUE.split("\n", 1)[1])
+    # 4242 leaves squeue: the grace memory keeps its owner, the names are remembered
+    # (no second call for them).
+    listing = (FIXTURES / "squeue.out").read_text()
+    fake_cluster.set("squeue", "out", listing.replace("4242 physics alice\n", ""))
     s = exporter.scrape()
     names = {dict(k)["jobid"]: dict(k)["job_name"] for k in s.series(TOP_WRITE)}
     assert names == {"4242": "relax the lattice", "4250": "md run"}
+    assert len(details_calls(fake_cluster, "squeue")) == 1
 
 
-def test_top_jobs_off_asks_the_originals_squeue(
+def test_top_jobs_off_asks_nothing_more(
     start_exporter: Start, fake_cluster: FakeCluster, fake_prometheus: FakePrometheus
 ) -> None:
     s = start_exporter("--metrics.top-jobs=0", "--slurm.sacct").scrape()
     assert s.value("cluster_exporter_scrape_ok") == 1
     assert not [f for f in TOP if s.has(f)]
-    assert fake_cluster.calls("squeue")[0]["argv"] == ["-a", "-h", "-o", "%A %a %u"]
-    assert fake_cluster.calls("sacct")[0]["argv"][-1] == "JobIDRaw,Account,User"
-    assert len(fake_prometheus.queries) == 3  # no query of their own either way
+    assert [c["argv"] for c in fake_cluster.calls("squeue")] == [["-a", "-h", "-o", "%A %a %u"]]
+    assert not details_calls(fake_cluster, "sacct")
+    assert len(fake_prometheus.queries) == 3

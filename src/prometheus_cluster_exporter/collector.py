@@ -47,6 +47,7 @@ from prometheus_cluster_exporter.pacing import Late, check_deadline, paced
 from prometheus_cluster_exporter.problems import ProblemLog
 from prometheus_cluster_exporter.records import (
     IdentitySource,
+    JobDetailsSource,
     JobLookup,
     JobSource,
     LustreSource,
@@ -63,10 +64,10 @@ from prometheus_cluster_exporter.scrapestate import (
     SACCT,
     SQUEUE,
     TOO_LATE,
-    TOP_JOBS_STAGE,
     ScrapeState,
     stages,
 )
+from prometheus_cluster_exporter.topstep import TopJobsStep
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ClusterCollector(GuardedCollector):
         max_series: int = 0,
         operations: bool = False,
         top_jobs: int = 0,
+        job_details: Optional[JobDetailsSource] = None,
         metadata_by_operation: bool = False,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
@@ -104,8 +106,8 @@ class ClusterCollector(GuardedCollector):
         self.metadata = next(q for q in self.queries if q.method == fam.METADATA.method)
         #: Owners kept per job and process family (``--metrics.max-series``); 0: all.
         self.max_series = max_series
-        #: Jobs exported by job id (``--metrics.top-jobs``); 0: none.
-        self.top_jobs = top_jobs
+        #: The jobs exported by job id (``--metrics.top-jobs``; 0: none) and their names.
+        self.top_step = TopJobsStep(top_jobs, self.metadata, self.grammar, self.runner, job_details)
         self.problems = ProblemLog()
 
     # -- one collect ---------------------------------------------------------------------
@@ -124,7 +126,7 @@ class ClusterCollector(GuardedCollector):
         self._resolve_groups(scrape)
         results, table = self._attribute_all(scrape)
         families, shown = self._query_families(scrape, results)
-        jobs = self._top_jobs(scrape, results, table)
+        jobs = self.top_step(scrape, results, table, scrape.build_end)
         if jobs is not None:
             families += topjobs.top_job_families(jobs, self.metadata in results)
         return self._finish(
@@ -137,37 +139,6 @@ class ClusterCollector(GuardedCollector):
             top=tuple(top_consumers(results.get(READ), results.get(WRITE))),
             top_jobs=tuple(jobs or ()),
         )
-
-    def _top_jobs(
-        self,
-        scrape: ScrapeState,
-        results: Dict[Query, attr.Attribution],
-        table: attr.OwnerTable,
-    ) -> Optional[List[topjobs.TopJob]]:
-        """The top jobs (``--metrics.top-jobs``) from the attributed answers, or None when
-        they cannot be ranked: squeue, the read or the write query failed, or attribution
-        used up the build time."""
-        if not self.top_jobs or scrape.jobs is None or READ not in results or WRITE not in results:
-            return None
-        begun = time.perf_counter()
-        try:
-            check_deadline(scrape.build_deadline(), TOO_LATE)
-        except Late:  # attribution took all the time a collect has
-            log.warning("No top jobs this scrape: %s", TOO_LATE)
-            return None
-        meta = scrape.answers[self.metadata] if self.metadata in results else None
-        found = topjobs.top_jobs(
-            self.top_jobs,
-            scrape.answers[READ],
-            scrape.answers[WRITE],
-            meta,
-            table,
-            scrape.refs,
-            scrape.jobs,
-            scrape.listed if self.grammar.numbers_are_jobs else None,
-        )
-        scrape.more_stages.append((TOP_JOBS_STAGE, time.perf_counter() - begun))
-        return found
 
     def _query_families(
         self, scrape: ScrapeState, results: Dict[Query, attr.Attribution]
@@ -311,7 +282,7 @@ class ClusterCollector(GuardedCollector):
         Attribution counts against the scrape deadline: an answer not attributed by then
         is dropped (its query fails with TOO_LATE), so the scrape still answers on time.
         """
-        deadline = scrape.build_deadline()
+        deadline = scrape.build_end = scrape.build_deadline()
         table = attr.owner_table(
             scrape.refs,
             scrape.jobs,

@@ -162,12 +162,12 @@ def fs_target_extra(row: TargetRate) -> Tuple[str, ...]:
 
 
 class SlurmJob(NamedTuple):
-    """A job as listed by squeue (``%A %a %u``, and ``%P %j`` for the top jobs)."""
+    """A job as listed by squeue (``%A %a %u``)."""
 
     jobid: str
     account: str
     user: str
-    #: Known only where asked for (``--metrics.top-jobs``); "" otherwise.
+    #: Known from ``squeue --json`` and the demo; "" otherwise (``sources.jobdetails``).
     partition: str = ""
     job_name: str = ""
 
@@ -237,6 +237,14 @@ class JobSource(Protocol):
     """Slurm jobs that may be doing IO right now."""
 
     def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]: ...
+
+
+class JobDetailsSource(Protocol):
+    """Partition and job name of a few jobs (the top jobs), asked apart from the listing."""
+
+    def details(
+        self, jobids: Sequence[str], deadline: float
+    ) -> Parsed[Dict[str, Tuple[str, str]]]: ...
 
 
 class JobLookup(Protocol):

@@ -25,6 +25,7 @@ GROUP = "getent group"
 SACCT = "sacct"
 PASSWD_KEYED = "getent passwd (by uid)"  # noqa: S105
 GROUP_KEYED = "getent group (by gid)"
+JOB_DETAILS = "top jobs' partition and name"
 #: The stage each source's time is exposed under.
 RETRIEVE_STAGES = (
     (SQUEUE, "retrieve_running_jobs"),
@@ -33,6 +34,7 @@ RETRIEVE_STAGES = (
     (SACCT, "retrieve_finished_jobs"),
     (PASSWD_KEYED, "retrieve_missing_user_info"),
     (GROUP_KEYED, "retrieve_missing_group_info"),
+    (JOB_DETAILS, "retrieve_top_job_details"),
 )
 
 #: Time allowed for attribution once the sources have answered (or were abandoned).
@@ -63,6 +65,8 @@ class ScrapeState:
     groups: Optional[Mapping[int, str]] = None
     #: Seconds spent attributing each answer.
     build_seconds: Dict[Query, float] = field(default_factory=dict)
+    #: When attribution had to be done by (set as it starts); later steps keep to it.
+    build_end: float = 0.0
     #: (stage, seconds) of work after attribution (the top jobs).
     more_stages: List[Tuple[str, float]] = field(default_factory=list)
 

@@ -31,6 +31,7 @@ from prometheus_cluster_exporter.metrics import BUILD_INFO, TIMEOUT_SECONDS, Row
 from prometheus_cluster_exporter.promql import LustreSeries
 from prometheus_cluster_exporter.records import (
     IdentitySource,
+    JobDetailsSource,
     JobLookup,
     JobSource,
     LustreSource,
@@ -59,6 +60,8 @@ class Sources:
     #: The built-in demo cluster, which shows the operations families (and the metadata
     #: families by operation) too.
     demo: bool = False
+    #: Partition and name of the top jobs (None: only what the job listing gives).
+    details: Optional[JobDetailsSource] = None
 
     def close(self) -> int:
         """Kill the commands still running (at shutdown); how many there were."""
@@ -110,6 +113,7 @@ def join_plan(config: Config) -> JoinPlan:
 
 def _cluster_sources(config: Config) -> Sources:
     from prometheus_cluster_exporter.sources.identity import GetentSource
+    from prometheus_cluster_exporter.sources.jobdetails import SlurmJobDetails
     from prometheus_cluster_exporter.sources.prometheus import (
         LustreQueries,
         PrometheusClient,
@@ -136,10 +140,8 @@ def _cluster_sources(config: Config) -> Sources:
     cap = config.max_command_output_bytes
     commands = [("--slurm.squeue-path", config.squeue_path), ("--getent.path", config.getent_path)]
     job_lookup: Optional[JobLookup] = None
-    # Job names and partitions only where the top jobs are exported (direct mode).
-    details = config.top_jobs > 0 and config.mode != JOIN
     if config.sacct:
-        job_lookup = CachedJobLookup(SacctSource(config.sacct_path, cap, details))
+        job_lookup = CachedJobLookup(SacctSource(config.sacct_path, cap))
         commands.append(("--slurm.sacct-path", config.sacct_path))
     lustre = PrometheusLustreSource(client, queries)
     owners = None
@@ -148,13 +150,16 @@ def _cluster_sources(config: Config) -> Sources:
         owners = PrometheusOwnerQueries(client, plan.uids_query(), plan.unknown_jobs_query())
     return Sources(
         lustre,
-        SqueueSource(config.squeue_path, config.squeue_json, cap, details),
+        SqueueSource(config.squeue_path, config.squeue_json, cap),
         GetentSource(config.getent_path, max_output=cap),
         job_lookup,
         f"Prometheus at {redact_url(config.promserver or '')}",
         tuple(commands),
         (("--promserver", lustre.probe),),
         owners,
+        details=SlurmJobDetails(
+            config.squeue_path, config.sacct_path if config.sacct else None, cap
+        ),
     )
 
 
@@ -182,6 +187,7 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         max_series=config.max_series,
         operations=config.operations or sources.demo,
         top_jobs=config.top_jobs,
+        job_details=sources.details,
         metadata_by_operation=config.metadata_by_operation or sources.demo,
     )
 

@@ -17,24 +17,22 @@ T = TypeVar("T")
 
 
 def parse_lines(
-    output: bytes,
-    what: str,
-    sep: Optional[str],
-    entry: Callable[[List[str]], Optional[T]],
-    maxsplit: int = -1,
+    output: bytes, what: str, sep: Optional[str], entry: Callable[[List[str]], Optional[T]]
 ) -> Tuple[List[T], int]:
     """Every entry of ``output`` and the number of lines skipped.
 
-    ``sep`` None splits on runs of whitespace (squeue's text format); with ``maxsplit``
-    the last field is the rest of the line (a job name may hold the separator).
+    ``sep`` None splits on runs of whitespace (squeue's text format).
     """
     items: List[T] = []
     skipped = 0
-    for raw in output.decode("utf-8", "replace").splitlines():
+    # Only a newline ends a line: str.splitlines() would also split at \x1c-\x1e, \x85,
+    # \u2028, ..., which a field's text may hold.
+    for line in output.decode("utf-8", "replace").split("\n"):
+        raw = line[:-1] if line.endswith("\r") else line
         if not raw.strip():
             continue
         try:
-            value = entry(raw.split(sep, maxsplit))
+            value = entry(raw.split(sep))
         except ValueError:
             value = None
         if value is None:

@@ -6,17 +6,15 @@ element and per het-job component), the account (``(null)`` when none) and the u
     4242 physics alice
     4243 (null) bob
 
-With the top jobs on (``--metrics.top-jobs``) the same single call also asks for the
-partition and the job name, last because a name may hold spaces (``%A %a %u %P %j``)::
-
-    4242 physics alice batch relax the lattice
-
 ``sacct -X -n -P -a -j 4240,4241 -o JobIDRaw,Account,User`` prints the same facts for
-finished jobs, ``|``-separated (``,Partition,JobName`` added with the top jobs)::
+finished jobs, ``|``-separated::
 
-    4240|physics|alice|batch|relax
+    4240|physics|alice
 
-Job names and partitions are cut to ``MAX_NAME_CHARS``: they become label values.
+Neither is ever asked for a job name: users choose them, and a name holding a newline
+could forge a line of the listing. The top jobs' names are asked apart
+(``jobdetails``); ``squeue --json``, whose strings are escaped, gives them here too (cut
+to ``MAX_NAME_CHARS``: they become label values).
 """
 
 from __future__ import annotations
@@ -24,24 +22,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter import jsonutil
 from prometheus_cluster_exporter.cache import FINISHED_JOB_SECONDS, TTLCache
 from prometheus_cluster_exporter.errors import SourceError
 from prometheus_cluster_exporter.records import JobLookup, Parsed, SlurmJob, checked
 from prometheus_cluster_exporter.sources.command import DEFAULT_MAX_OUTPUT, batches, run_command
+from prometheus_cluster_exporter.sources.jobdetails import MAX_NAME_CHARS
 from prometheus_cluster_exporter.sources.lines import parse_lines
 
 log = logging.getLogger(__name__)
 
 SQUEUE_FORMAT = "%A %a %u"
-#: With the partition and the job name (``--metrics.top-jobs``); the name comes last.
-SQUEUE_DETAILS_FORMAT = "%A %a %u %P %j"
-SACCT_FIELDS = "JobIDRaw,Account,User"
-SACCT_DETAILS_FIELDS = "JobIDRaw,Account,User,Partition,JobName"
-#: Job names and partitions are kept (and exported) up to this many characters.
-MAX_NAME_CHARS = 128
 NO_ACCOUNT = "(null)"
 # Slurm job ids are 32-bit; anything longer is garbage, and converting a long enough
 # digit string would even raise (Python's int-from-string limit).
@@ -59,26 +52,24 @@ def _jobid(text: str) -> Optional[str]:
     return str(int(text))
 
 
-def _job(fields: List[str], account: str) -> Optional[SlurmJob]:
-    """A job from its fields: id, account, user, and perhaps partition and name."""
-    jobid = _jobid(fields[0])
-    if jobid is None:
-        return None
-    partition = fields[3][:MAX_NAME_CHARS] if len(fields) > 3 else ""
-    name = fields[4].strip()[:MAX_NAME_CHARS] if len(fields) > 4 else ""
-    return SlurmJob(jobid, account, fields[2], partition, name)
-
-
-def parse_squeue(output: bytes, details: bool = False) -> Parsed[List[SlurmJob]]:
-    """Parse ``squeue -h -o "%A %a %u"`` output (``details``: ``"%A %a %u %P %j"``, where
-    a job without a name has four fields); skip (and log) lines that do not fit."""
-    widths = (3, 4, 5) if details else (3,)
+def parse_squeue(output: bytes) -> Parsed[List[SlurmJob]]:
+    """Parse ``squeue -h -o "%A %a %u"`` output; skip (and log) lines that do not fit."""
 
     def entry(fields: List[str]) -> Optional[SlurmJob]:
-        return _job(fields, fields[1]) if len(fields) in widths else None
+        jobid = _jobid(fields[0]) if len(fields) == 3 else None
+        return SlurmJob(jobid, fields[1], fields[2]) if jobid is not None else None
 
-    lines = parse_lines(output, "squeue", None, entry, maxsplit=4 if details else -1)
-    return checked(*lines, "squeue")
+    return checked(*parse_lines(output, "squeue", None, entry), "squeue")
+
+
+def _text_details(entry: Any) -> Tuple[str, str]:
+    """(partition, name) of a ``squeue --json`` entry, cut to MAX_NAME_CHARS; "" for a
+    value that is not a string (optional labels: never a reason to skip the job)."""
+    partition, name = entry.get("partition"), entry.get("name")
+    return (
+        partition.strip()[:MAX_NAME_CHARS] if isinstance(partition, str) else "",
+        name.strip()[:MAX_NAME_CHARS] if isinstance(name, str) else "",
+    )
 
 
 def _number(value: Any) -> Optional[int]:
@@ -149,10 +140,7 @@ def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
             jobid = _number(entry["job_id"])
             account = entry.get("account") or NO_ACCOUNT
             user = entry["user_name"]
-            partition = entry.get("partition") or ""
-            name = entry.get("name") or ""
-            texts = (account, user, partition, name)
-            if jobid is None or not all(isinstance(t, str) for t in texts):
+            if jobid is None or not isinstance(account, str) or not isinstance(user, str):
                 raise ValueError("unexpected field types")
             if not user:
                 raise ValueError("empty user_name")
@@ -160,30 +148,30 @@ def parse_squeue_json(output: bytes) -> Parsed[List[SlurmJob]]:
             skipped += 1
             log.debug("squeue --json: skipping job entry %.200r: %s", entry, exc)
             continue
-        job = SlurmJob(str(jobid), account, user, partition[:MAX_NAME_CHARS], name[:MAX_NAME_CHARS])
+        job = SlurmJob(str(jobid), account, user, *_text_details(entry))
         jobs.append(job)
         # All IO of a het job arrives under its leader's id: let any component name it,
         # in case the leader itself is no longer listed.
         leader = _number(entry.get("het_job_id"))
         if leader and leader != jobid:
             aliases.append(job._replace(jobid=str(leader)))
-    # Real listings come first, so they win over aliases when jobs are indexed.
-    return checked(jobs + aliases, skipped, "squeue --json")
+    # A leader listed itself keeps its own listing; else its first component names it.
+    listed = {job.jobid for job in jobs}
+    for alias in aliases:
+        if alias.jobid not in listed:
+            listed.add(alias.jobid)
+            jobs.append(alias)
+    return checked(jobs, skipped, "squeue --json")
 
 
-def parse_sacct(output: bytes, details: bool = False) -> Parsed[List[SlurmJob]]:
-    """Parse ``sacct -n -P -o JobIDRaw,Account,User`` output (``details``: with
-    ``,Partition,JobName``; the name may hold ``|``, so it is the rest of the line; the
-    three fields alone are taken too)."""
-    widths = (3, 5) if details else (3,)
+def parse_sacct(output: bytes) -> Parsed[List[SlurmJob]]:
+    """Parse ``sacct -n -P -o JobIDRaw,Account,User`` output."""
 
     def entry(fields: List[str]) -> Optional[SlurmJob]:
-        if len(fields) not in widths or not fields[2]:
-            return None
-        return _job(fields, fields[1] or NO_ACCOUNT)
+        jobid = _jobid(fields[0]) if len(fields) == 3 and fields[2] else None
+        return SlurmJob(jobid, fields[1] or NO_ACCOUNT, fields[2]) if jobid is not None else None
 
-    lines = parse_lines(output, "sacct", "|", entry, maxsplit=4 if details else -1)
-    return checked(*lines, "sacct")
+    return checked(*parse_lines(output, "sacct", "|", entry), "sacct")
 
 
 class SqueueSource:
@@ -194,21 +182,18 @@ class SqueueSource:
         squeue: str = "squeue",
         json: bool = False,
         max_output: int = DEFAULT_MAX_OUTPUT,
-        details: bool = False,
     ) -> None:
         self.json = json
-        self.details = details
         self.max_output = max_output
         if json:
             self.argv = [squeue, "--json"]
         else:
-            form = SQUEUE_DETAILS_FORMAT if details else SQUEUE_FORMAT
-            self.argv = [squeue, "-a", "-h", "-o", form]
+            self.argv = [squeue, "-a", "-h", "-o", SQUEUE_FORMAT]
 
     def jobs(self, deadline: float) -> Parsed[List[SlurmJob]]:
         name = "squeue --json" if self.json else "squeue"
         out = run_command(self.argv, deadline, name=name, max_output=self.max_output)
-        return parse_squeue_json(out) if self.json else parse_squeue(out, self.details)
+        return parse_squeue_json(out) if self.json else parse_squeue(out)
 
 
 class SacctSource:
@@ -219,22 +204,18 @@ class SacctSource:
     the other within the same deadline. A call that fails fails the whole lookup.
     """
 
-    def __init__(
-        self, sacct: str = "sacct", max_output: int = DEFAULT_MAX_OUTPUT, details: bool = False
-    ) -> None:
+    def __init__(self, sacct: str = "sacct", max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self.sacct = sacct
         self.max_output = max_output
-        self.details = details
-        self.fields = SACCT_DETAILS_FIELDS if details else SACCT_FIELDS
 
     def lookup_jobs(self, jobids: Sequence[str], deadline: float) -> Parsed[List[SlurmJob]]:
         jobs: List[SlurmJob] = []
         skipped = 0
         for batch in batches(jobids, len(jobids), MAX_JOBIDS_BYTES):
             argv = [self.sacct, "-X", "-n", "-P", "-a", "-j", ",".join(batch),
-                    "-o", self.fields]  # fmt: skip
+                    "-o", "JobIDRaw,Account,User"]  # fmt: skip
             out = run_command(argv, deadline, name="sacct", max_output=self.max_output)
-            parsed = parse_sacct(out, self.details)
+            parsed = parse_sacct(out)
             jobs += parsed.items
             skipped += parsed.skipped
         return Parsed(jobs, skipped)
