@@ -56,8 +56,8 @@ class Sources:
     probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
     #: Join mode's questions to the TSDB (None in direct mode).
     owners: Optional[OwnerQueries] = None
-    #: The built-in demo cluster, which shows the operations families (and the metadata
-    #: families by operation) too.
+    #: The built-in demo cluster, which shows the operations families, the metadata
+    #: families by operation and the counters too.
     demo: bool = False
 
     def close(self) -> int:
@@ -183,6 +183,8 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         operations=config.operations or sources.demo,
         top_jobs=config.top_jobs,
         metadata_by_operation=config.metadata_by_operation or sources.demo,
+        counters=config.counters or sources.demo,
+        counters_max_gap=config.counters_max_gap,
     )
 
 
