@@ -36,10 +36,10 @@ from tests.helpers import FIXTURES, FakePrometheus, Scrape, kind_of
 
 JOB_READ = "cluster_job_read_bytes_total"
 JOB_WRITE = "cluster_job_write_bytes_total"
-JOB_META = "cluster_job_metadata_operations_total"
+JOB_META = "cluster_job_metadata_ops_total"
 PROC_READ = "cluster_proc_read_bytes_total"
 LOST_READ = "cluster_unattributed_read_bytes_total"
-LOST_META = "cluster_unattributed_metadata_operations_total"
+LOST_META = "cluster_unattributed_metadata_ops_total"
 COUNTER_STAGES = {
     "build_metadata_counters",
     "build_read_bytes_counters",
@@ -158,7 +158,7 @@ def test_the_first_collect_adds_nothing_the_second_the_answer() -> None:
     assert second.value(JOB_READ, account="chem", user="bob") is None  # 0 bytes: no series
     assert second.value(JOB_WRITE, **ALICE) == 1000
     assert second.value(JOB_META, **ALICE, target="scratch-MDT0000") == 57
-    assert second.value("cluster_proc_metadata_operations_total", **CP,
+    assert second.value("cluster_proc_metadata_ops_total", **CP,
                         target="scratch-MDT0001") == 5  # fmt: skip
     assert stages(second) >= COUNTER_STAGES
     # Each at the collect's instant, over the time since the first collect's.
@@ -379,7 +379,7 @@ def test_the_counters_are_the_served_increases_through_the_cli(
         assert reads and reads == s.series(f"cluster_{kind}_write_throughput_bytes"), kind
         writes = s.series(f"cluster_{kind}_write_bytes_total")
         assert writes and writes == s.series(f"cluster_{kind}_read_throughput_bytes"), kind
-        meta = s.series(f"cluster_{kind}_metadata_operations_total")
+        meta = s.series(f"cluster_{kind}_metadata_ops_total")
         assert meta == s.series(f"cluster_{kind}_metadata_operations"), kind
         assert meta or kind == "unattributed", kind  # the answer has no unattributed id
         assert s.family(f"cluster_{kind}_read_bytes_total").type == "counter"  # type: ignore[union-attr]

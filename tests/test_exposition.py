@@ -129,14 +129,14 @@ def test_counters_are_typed_counter_and_read_back_as_counters() -> None:
     text = render([plain, owned])
     assert text == reference([plain, RowFamily(owned.spec, list(owned.rows))])
     assert b"# TYPE cluster_job_read_bytes_total counter\n" in text
-    assert b"# TYPE cluster_unattributed_metadata_operations_total counter\n" in text
+    assert b"# TYPE cluster_unattributed_metadata_ops_total counter\n" in text
     families = list(text_string_to_metric_families(text.decode()))
     assert [(f.name, f.type) for f in families] == [
         ("cluster_job_read_bytes", "counter"),
-        ("cluster_unattributed_metadata_operations", "counter"),
+        ("cluster_unattributed_metadata_ops", "counter"),
     ]
     sample = families[1].samples[0]
-    assert sample.name == "cluster_unattributed_metadata_operations_total"
+    assert sample.name == "cluster_unattributed_metadata_ops_total"
     assert sample.labels == {"reason": "unknown_job", "target": "fs-MDT0000"}
     assert sample.value == 7.0
     # The gauges stay gauges.

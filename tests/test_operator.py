@@ -56,8 +56,7 @@ def test_demo_with_the_fs_label_names_the_filesystem_on_every_series() -> None:
     the Prometheus source's (see test_fs_label), so no series has an empty fs."""
     result = run_cli("--demo", "--metrics.fs-label", "--once")
     assert result.returncode == 0, result.stderr
-    # Scrape keeps the gauges apart from the demo's counters of the same family name
-    # (cluster_job_metadata_operations_total).
+    # Only the gauges: the demo also exports counters (--metrics.counters).
     families = Scrape(result.stdout).families
     for name in FS_FAMILIES:
         assert families[name].type == "gauge", name

@@ -156,7 +156,7 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("metrics.counters", ("counters",), "also export the bytes read and written and the "
          "metadata operations since the exporter started as counters, per account and user, "
          "per process owner and unattributed by reason (cluster_*_bytes_total, "
-         "cluster_*_metadata_operations_total); direct mode only", ATTRIBUTION, switch=True),
+         "cluster_*_metadata_ops_total); direct mode only", ATTRIBUTION, switch=True),
     Flag("metrics.counters-max-gap", ("counters_max_gap",), "with --metrics.counters, the "
          "longest time an increase query looks back after failed collects; IO before it is "
          "not counted (default {default})", ATTRIBUTION, "DURATION",

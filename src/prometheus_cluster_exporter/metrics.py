@@ -235,7 +235,7 @@ JOB_WRITE_TOTAL = _counter(
     ("account", "user"),
 )
 JOB_METADATA_TOTAL = _counter(
-    "cluster_job_metadata_operations_total",
+    "cluster_job_metadata_ops_total",
     "Metadata operations of all jobs on the cluster",
     "per account, user and MDT",
     ("account", "user", "target"),
@@ -253,7 +253,7 @@ PROC_WRITE_TOTAL = _counter(
     _PROC,
 )
 PROC_METADATA_TOTAL = _counter(
-    "cluster_proc_metadata_operations_total",
+    "cluster_proc_metadata_ops_total",
     "Metadata operations of process names on the cluster",
     "per group, user and MDT",
     (*_PROC, "target"),
@@ -265,7 +265,7 @@ UNATTRIBUTED_WRITE_TOTAL = _counter(
     "cluster_unattributed_write_bytes_total", f"Bytes written {_ANY}", "per reason", ("reason",)
 )
 UNATTRIBUTED_METADATA_TOTAL = _counter(
-    "cluster_unattributed_metadata_operations_total",
+    "cluster_unattributed_metadata_ops_total",
     f"Metadata operations {_ANY}",
     "per reason and MDT",
     ("reason", "target"),
