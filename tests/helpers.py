@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 # Metric names the tests look at.
@@ -64,8 +65,8 @@ class FakePrometheus:
     The answer is chosen by the metric the query names: ``read``, ``write`` or
     ``metadata``; ``vector(1)`` (--check-config's probe) is ``probe``; join mode's
     questions are ``uids`` and ``unknown_jobs``; --metrics.operations asks ``read_ops`` and
-    ``write_ops``. Every query string
-    received is recorded.
+    ``write_ops``; --metrics.counters ``read_increase``, ``write_increase`` and
+    ``metadata_increase``. Every query string received is recorded.
     """
 
     answers: Dict[str, Answer] = field(default_factory=dict)
@@ -166,6 +167,12 @@ class FakePrometheus:
 def kind_of(query: str) -> str:
     if query == "vector(1)":
         return "probe"
+    if "increase(" in query:  # --metrics.counters
+        if "read_bytes" in query:
+            return "read_increase"
+        if "write_bytes" in query:
+            return "write_increase"
+        return "metadata_increase"
     if query.startswith("group by (uid)"):
         return "uids"
     if query.startswith("group by (jobid)"):
@@ -294,14 +301,28 @@ class Exporter:
 
 
 class Scrape:
-    """A parsed exposition: ``value(name, **labels)`` and ``series(name)``."""
+    """A parsed exposition: ``value(name, **labels)`` and ``series(name)``.
+
+    The parser names a counter's family without its ``_total``, which a gauge may be named
+    too (``cluster_job_metadata_operations`` and ``..._total``): counters are found by the
+    name they are exposed under (``counters``), and ``families`` keeps the gauge."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.families: Dict[str, Metric] = {}
+        self.counters: Dict[str, Metric] = {}
+        for family in text_string_to_metric_families(text):
+            if family.type == "counter":
+                self.counters[f"{family.name}_total"] = family
+                self.families.setdefault(family.name, family)
+            else:
+                self.families[family.name] = family
+
+    def family(self, name: str) -> Optional[Metric]:
+        return self.counters.get(name) or self.families.get(name)
 
     def series(self, name: str) -> Dict[Tuple[Tuple[str, str], ...], float]:
-        family = self.families.get(name)
+        family = self.family(name)
         if family is None:
             return {}
         return {tuple(sorted(s.labels.items())): s.value for s in family.samples}
@@ -310,7 +331,7 @@ class Scrape:
         return self.series(name).get(tuple(sorted(labels.items())))
 
     def has(self, name: str) -> bool:
-        return name in self.families
+        return self.family(name) is not None
 
 
 def exporter_env(cluster_dir: Path) -> Dict[str, str]:

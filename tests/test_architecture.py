@@ -31,6 +31,7 @@ PURE = {
     "metrics",
     "report",
     "topjobs",
+    "counters",
 }
 #: What only the entry point may use.
 ENTRY = {"cli", "wiring", "flags", "flagtable"}

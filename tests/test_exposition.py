@@ -1,5 +1,6 @@
 """The fast renderer writes valid text format: what prometheus-client's parser reads
-back from it is exactly what prometheus-client's own renderer would have given."""
+back from it is exactly what prometheus-client's own renderer would have given, gauges
+and counters (``--metrics.counters``) alike."""
 
 from __future__ import annotations
 
@@ -9,17 +10,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from prometheus_cluster_exporter.exposition import format_value, render
 from prometheus_cluster_exporter.metrics import (
     ALL,
+    COUNTER,
     JOB_READ,
+    JOB_READ_TOTAL,
     PROC_METADATA,
     SCRAPE_OK,
+    UNATTRIBUTED_METADATA_TOTAL,
     MetricSpec,
+    OwnerRows,
     RowFamily,
 )
 
@@ -28,25 +33,26 @@ def reference(families: list[RowFamily]) -> bytes:
     """The same families rendered by prometheus-client (the reference the renderer
     must agree with)."""
 
-    def gauge(family: RowFamily) -> GaugeMetricFamily:
+    def family_of(family: RowFamily) -> GaugeMetricFamily | CounterMetricFamily:
         spec = family.spec
-        out = GaugeMetricFamily(spec.name, spec.help, labels=spec.labels)
+        kind = CounterMetricFamily if spec.type == COUNTER else GaugeMetricFamily
+        out = kind(spec.name, spec.help, labels=spec.labels)
         for labels, value in family.rows:
             out.add_metric(labels, value)
         return out
 
     class Static:
         def collect(self):  # type: ignore[no-untyped-def]
-            return [gauge(f) for f in families]
+            return [family_of(f) for f in families]
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Static())  # type: ignore[arg-type]
     return generate_latest(registry)
 
 
-def parsed(text: bytes) -> list[tuple[str, str, list[tuple[dict[str, str], float]]]]:
+def parsed(text: bytes) -> list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]:
     return [
-        (f.name, f.documentation, [(s.labels, s.value) for s in f.samples])
+        (f.name, f.type, f.documentation, [(s.name, s.labels, s.value) for s in f.samples])
         for f in text_string_to_metric_families(text.decode())
     ]
 
@@ -107,6 +113,36 @@ def test_invalid_names_are_refused() -> None:
     bad = MetricSpec("bad name'", "x", ())
     with pytest.raises(ValueError):
         render([RowFamily(bad, [((), 1.0)])])
+    with pytest.raises(ValueError, match="invalid metric type"):
+        render([RowFamily(SCRAPE_OK._replace(type="gauge\n# x"), [((), 1.0)])])
+
+
+def test_counters_are_typed_counter_and_read_back_as_counters() -> None:
+    """--metrics.counters: ``# TYPE ... counter``, by the plain and by the owner-number
+    renderer, byte for byte what prometheus-client writes for a counter (values below
+    1e6, which both write alike)."""
+    plain = RowFamily(JOB_READ_TOTAL, [(("physics", "alice"), 65536.0)])
+    owned = RowFamily(
+        UNATTRIBUTED_METADATA_TOTAL,
+        OwnerRows([("unknown_job",), ("x", "y")], [2, 0], 2, {("fs-MDT0000",): {0: 7.0, 1: 9.0}}),
+    )
+    text = render([plain, owned])
+    assert text == reference([plain, RowFamily(owned.spec, list(owned.rows))])
+    assert b"# TYPE cluster_job_read_bytes_total counter\n" in text
+    assert b"# TYPE cluster_unattributed_metadata_ops_total counter\n" in text
+    families = list(text_string_to_metric_families(text.decode()))
+    assert [(f.name, f.type) for f in families] == [
+        ("cluster_job_read_bytes", "counter"),
+        ("cluster_unattributed_metadata_ops", "counter"),
+    ]
+    sample = families[1].samples[0]
+    assert sample.name == "cluster_unattributed_metadata_ops_total"
+    assert sample.labels == {"reason": "unknown_job", "target": "fs-MDT0000"}
+    assert sample.value == 7.0
+    # The gauges stay gauges.
+    assert b"# TYPE cluster_job_read_throughput_bytes gauge\n" in render(
+        [RowFamily(JOB_READ, [(("a", "b"), 1.0)])]
+    )
 
 
 def test_the_gzip_page_is_the_page_compressed_piece_by_piece(

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 import bcrypt
-from prometheus_client.parser import text_string_to_metric_families
 
 from prometheus_cluster_exporter import __version__
 from tests.helpers import Exporter, FakeCluster, FakePrometheus, Scrape, exporter_env
@@ -57,8 +56,10 @@ def test_demo_with_the_fs_label_names_the_filesystem_on_every_series() -> None:
     the Prometheus source's (see test_fs_label), so no series has an empty fs."""
     result = run_cli("--demo", "--metrics.fs-label", "--once")
     assert result.returncode == 0, result.stderr
-    families = {f.name: f for f in text_string_to_metric_families(result.stdout)}
+    # Only the gauges: the demo also exports counters (--metrics.counters).
+    families = Scrape(result.stdout).families
     for name in FS_FAMILIES:
+        assert families[name].type == "gauge", name
         samples = families[name].samples
         assert samples, name
         for sample in samples:

@@ -9,8 +9,8 @@ Sample output (``curl -s localhost:9846/metrics``, HELP and TYPE lines left out)
 
 A collect runs in three steps, each bounded by the same deadline:
 
-1. concurrently: the queries (three, five with ``--metrics.operations``), squeue, and
-   the passwd/group enumerations;
+1. concurrently: the queries (three, five with ``--metrics.operations``, and the
+   increase queries of ``--metrics.counters``), squeue, and the passwd/group enumerations;
 2. concurrently, for what step 1 left unknown: sacct for numeric jobids (if enabled) and a
    keyed ``getent passwd`` for uids missing from the enumeration;
 3. a keyed ``getent group`` for primary gids still without a name.
@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from prometheus_cluster_exporter import attribution as attr
 from prometheus_cluster_exporter import budget, idsort, topjobs
 from prometheus_cluster_exporter import families as fam
+from prometheus_cluster_exporter.countersteps import CounterSteps
 from prometheus_cluster_exporter.families import READ, WRITE, Query
 from prometheus_cluster_exporter.guard import GuardedCollector
 from prometheus_cluster_exporter.jobid import JobidGrammar, ProcRef
@@ -51,12 +52,11 @@ from prometheus_cluster_exporter.records import (
     JobLookup,
     JobSource,
     LustreSource,
-    Rates,
-    columns_of,
 )
 from prometheus_cluster_exporter.report import top_consumers
 from prometheus_cluster_exporter.scrapestate import (
     BUILD_SECONDS,
+    CHUNK,
     GROUP,
     GROUP_KEYED,
     PASSWD,
@@ -70,9 +70,6 @@ from prometheus_cluster_exporter.scrapestate import (
 from prometheus_cluster_exporter.topstep import TopJobsStep
 
 log = logging.getLogger(__name__)
-
-#: Rows (or distinct jobids) classified or summed between two looks at the clock.
-CHUNK = 1 << 16
 
 
 class ClusterCollector(GuardedCollector):
@@ -94,6 +91,8 @@ class ClusterCollector(GuardedCollector):
         top_jobs: int = 0,
         job_details: Optional[JobDetailsSource] = None,
         metadata_by_operation: bool = False,
+        counters: bool = False,
+        counters_max_gap: float = 3600.0,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
@@ -109,6 +108,11 @@ class ClusterCollector(GuardedCollector):
         #: The jobs exported by job id (``--metrics.top-jobs``; 0: none) and their names.
         self.top_step = TopJobsStep(top_jobs, self.metadata, self.grammar, self.runner, job_details)
         self.problems = ProblemLog()
+        #: --metrics.counters: the increase queries and the running totals they add to.
+        self.counting: Optional[CounterSteps] = None
+        if counters:
+            increases = fam.counter_queries_of(metadata_by_operation)
+            self.counting = CounterSteps(lustre, increases, counters_max_gap, fs_label)
 
     # -- one collect ---------------------------------------------------------------------
 
@@ -120,7 +124,8 @@ class ClusterCollector(GuardedCollector):
         # Classifying and attributing are bounded too: an answer not attributed by then is
         # dropped, so a collect lasts at most timeout + runner grace + BUILD_SECONDS.
         scrape = ScrapeState(deadline, deadline + self.runner.grace + BUILD_SECONDS)
-        self._gather(scrape, at=round(started, 3))
+        at = round(started, 3)  # the instant every query is evaluated at
+        self._gather(scrape, at)
         self._classify(scrape)
         self._resolve_missing(scrape)
         self._resolve_groups(scrape)
@@ -129,10 +134,12 @@ class ClusterCollector(GuardedCollector):
         jobs = self.top_step(scrape, results, table, scrape.build_end)
         if jobs is not None:
             families += topjobs.top_job_families(jobs, self.metadata in results)
+        if self.counting is not None:
+            families += self.counting.count(scrape, results, at)
         return self._finish(
             families,
             scrape.outcomes,
-            stages(scrape, self.queries),
+            stages(scrape, (*self.queries, *scrape.increases)),
             started,
             t0,
             owner_series=sum(r.size() for r in shown),
@@ -180,6 +187,8 @@ class ClusterCollector(GuardedCollector):
         passwd = batch.start(PASSWD, self.identities.users)
         group = batch.start(GROUP, self.identities.groups)
         asked = {q: batch.start(q.source, self._asker(q.method, at)) for q in self.queries}
+        if self.counting is not None:
+            asked.update(self.counting.ask(batch, scrape, at))
         scrape.outcomes.update(batch.wait())
         for query, pending in asked.items():
             answer = pending.outcome.value
@@ -196,22 +205,6 @@ class ClusterCollector(GuardedCollector):
         ask = getattr(self.lustre, method)
         return lambda deadline: ask(deadline, at)
 
-    def _columns(self, scrape: ScrapeState, deadline: float) -> None:
-        """Answers given as rows (``JobidRate``/``TargetRate``) into columns, a chunk at a
-        time: an answer not in columns by the deadline is dropped (its query fails)."""
-        for query, items in scrape.rows.items():
-            if isinstance(items, Rates):
-                scrape.answers[query] = items
-                continue
-            extra = fam.extra_labels(query, self.fs_label)
-            scrape.answers[query] = Rates()
-            try:
-                for chunk in paced(items, deadline, TOO_LATE, CHUNK):
-                    scrape.answers[query].extend(columns_of(chunk, extra))
-            except Late:
-                scrape.too_late(query)
-        scrape.rows.clear()
-
     def _classify(self, scrape: ScrapeState) -> None:
         """Find the ids that need parsing (and the unknown plain numbers), then parse each
         distinct one once, within the build deadline."""
@@ -219,7 +212,7 @@ class ClusterCollector(GuardedCollector):
         numbers = scrape.numbers if self.job_lookup is not None else None
         to_parse: Set[str] = set()
         deadline = scrape.build_deadline()
-        self._columns(scrape, deadline)
+        scrape.in_columns(deadline, self.fs_label)
         try:
             columns = [c for rates in scrape.answers.values() for c in rates]
             for piece in attr.pieces(columns, CHUNK):
@@ -291,7 +284,7 @@ class ClusterCollector(GuardedCollector):
             scrape.listed if self.grammar.numbers_are_jobs else None,
         )
         results: Dict[Query, attr.Attribution] = {}
-        for query in self.queries:
+        for query in (*self.queries, *scrape.increases):
             build_start = time.perf_counter()
             rates = scrape.answers.get(query)
             if rates is not None:

@@ -158,6 +158,10 @@ class Config:
     max_series: int = 0
     #: --metrics.top-jobs: the jobs with the most read + write throughput; 0: off.
     top_jobs: int = 10
+    #: --metrics.counters: bytes and metadata operations since the start, as counters.
+    counters: bool = False
+    #: --metrics.counters-max-gap: the longest window an increase query asks (seconds).
+    counters_max_gap: float = 3600.0
     web_config_file: Optional[str] = None
     promserver_user: Optional[str] = None
     promserver_password_file: Optional[str] = None
@@ -318,6 +322,10 @@ class Config:
             )
         if self.max_series < 0:
             raise ConfigError("--metrics.max-series: must be 0 (no budget) or positive")
+        if self.counters_max_gap <= 0:
+            raise ConfigError("--metrics.counters-max-gap: must be more than 0")
+        if self.counters and self.mode == JOIN:
+            raise ConfigError("--metrics.counters: direct mode only, not with --mode=join")
         if not 0 <= self.top_jobs <= MAX_TOP_JOBS:
             raise ConfigError(
                 f"--metrics.top-jobs: must be 0 (off) to {MAX_TOP_JOBS}, got {self.top_jobs}"

@@ -35,12 +35,14 @@ from typing import (
 
 from prometheus_client.utils import floatToGoString
 
-from prometheus_cluster_exporter.metrics import OwnerRows, RowFamily
+from prometheus_cluster_exporter.metrics import COUNTER, GAUGE, OwnerRows, RowFamily
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 T = TypeVar("T")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: The ``# TYPE`` the exporter's families may have.
+TYPES = (GAUGE, COUNTER)
 
 
 def format_value(value: float) -> str:
@@ -194,9 +196,11 @@ def _texts(families: Iterable[RowFamily]) -> Iterator[str]:
         escape.clear()
     escaped: Dict[int, List[Sequence[str]]] = {}
     for family in families:
-        name, help_text, labels = family.spec
-        help_text = help_text.replace("\\", r"\\").replace("\n", r"\n")
-        yield f"# HELP {name} {help_text}\n# TYPE {name} gauge\n"
+        name, labels = family.spec.name, family.spec.labels
+        if family.spec.type not in TYPES:
+            raise ValueError(f"invalid metric type {family.spec.type!r} of {name}")
+        help_text = family.spec.help.replace("\\", r"\\").replace("\n", r"\n")
+        yield f"# HELP {name} {help_text}\n# TYPE {name} {family.spec.type}\n"
         if isinstance(family.rows, OwnerRows):
             yield from _owner_texts(name, labels, family.rows, escape, escaped)
             continue

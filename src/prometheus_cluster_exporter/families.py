@@ -1,7 +1,8 @@
 """Metric families from attribution results: pure functions, no I/O, no state.
 
-One table of queries, ``QUERIES`` (the original's three) and ``OPERATIONS`` (with
-``--metrics.operations``), says for each Lustre query which families it feeds, which
+One table of queries, ``QUERIES`` (the original's three), ``OPERATIONS`` (with
+``--metrics.operations``) and ``COUNTERS`` (the increase queries of ``--metrics.counters``,
+whose families are the running totals ``counters`` keeps), says for each Lustre query which families it feeds, which
 ``LustreSource`` method answers it, which stage times its build, and which labels follow
 the owner's: the MDT ``target`` for
 metadata (then the ``operation`` with ``--metrics.metadata-by-operation``: the query
@@ -21,22 +22,31 @@ from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 from prometheus_cluster_exporter.metrics import (
     FOLDED_OWNERS,
     JOB_METADATA,
+    JOB_METADATA_TOTAL,
     JOB_READ,
     JOB_READ_OPS,
+    JOB_READ_TOTAL,
     JOB_WRITE,
     JOB_WRITE_OPS,
+    JOB_WRITE_TOTAL,
     PROC_METADATA,
+    PROC_METADATA_TOTAL,
     PROC_READ,
     PROC_READ_OPS,
+    PROC_READ_TOTAL,
     PROC_WRITE,
     PROC_WRITE_OPS,
+    PROC_WRITE_TOTAL,
     SCRAPE_OK,
     STAGE_SECONDS,
     UNATTRIBUTED_METADATA,
+    UNATTRIBUTED_METADATA_TOTAL,
     UNATTRIBUTED_READ,
     UNATTRIBUTED_READ_OPS,
+    UNATTRIBUTED_READ_TOTAL,
     UNATTRIBUTED_WRITE,
     UNATTRIBUTED_WRITE_OPS,
+    UNATTRIBUTED_WRITE_TOTAL,
     MetricSpec,
     Row,
     RowFamily,
@@ -87,6 +97,12 @@ METADATA = Query(
 def _by_operation(spec: MetricSpec) -> MetricSpec:
     """A metadata family with ``operation`` after ``target`` (and its help saying so)."""
     return spec._replace(help=f"{spec.help[:-1]}, by operation.").with_labels(OPERATION)
+
+
+def _total_by_operation(spec: MetricSpec) -> MetricSpec:
+    """A metadata counter with ``operation`` after ``target`` (and its help saying so)."""
+    by = spec.help.replace(" and MDT since", ", MDT and operation since")
+    return spec._replace(help=by).with_labels(OPERATION)
 
 
 #: METADATA with --metrics.metadata-by-operation.
@@ -140,6 +156,55 @@ WRITE_OPS = Query(
 #: In the order their families are exposed: the original's three, then the opt-in ones.
 QUERIES = (METADATA, READ, WRITE)
 OPERATIONS = (READ_OPS, WRITE_OPS)
+
+#: --metrics.counters: the increase of the same counters since the last collect, added to
+#: running totals (``counters``); their methods take the window too.
+METADATA_INCREASE = Query(
+    "metadata increase query",
+    "build_metadata_counters",
+    JOB_METADATA_TOTAL,
+    PROC_METADATA_TOTAL,
+    UNATTRIBUTED_METADATA_TOTAL,
+    target_extra,
+    fs_target_extra,
+    "metadata_increase",
+)
+METADATA_INCREASE_BY_OPERATION = METADATA_INCREASE._replace(
+    job=_total_by_operation(JOB_METADATA_TOTAL),
+    proc=_total_by_operation(PROC_METADATA_TOTAL),
+    lost=_total_by_operation(UNATTRIBUTED_METADATA_TOTAL),
+    extra=target_operation_extra,
+    extra_fs=fs_target_operation_extra,
+)
+READ_INCREASE = Query(
+    "read increase query",
+    "build_read_bytes_counters",
+    JOB_READ_TOTAL,
+    PROC_READ_TOTAL,
+    UNATTRIBUTED_READ_TOTAL,
+    None,
+    fs_extra,
+    "read_increase",
+)
+WRITE_INCREASE = Query(
+    "write increase query",
+    "build_write_bytes_counters",
+    JOB_WRITE_TOTAL,
+    PROC_WRITE_TOTAL,
+    UNATTRIBUTED_WRITE_TOTAL,
+    None,
+    fs_extra,
+    "write_increase",
+)
+COUNTERS = (METADATA_INCREASE, READ_INCREASE, WRITE_INCREASE)
+
+
+def counter_queries_of(metadata_by_operation: bool = False) -> Tuple[Query, ...]:
+    """The increase queries of --metrics.counters; with --metrics.metadata-by-operation
+    the metadata one by operation, as the metadata families are."""
+    if not metadata_by_operation:
+        return COUNTERS
+    return tuple(METADATA_INCREASE_BY_OPERATION if q is METADATA_INCREASE else q for q in COUNTERS)
 
 
 def queries_of(operations: bool, metadata_by_operation: bool = False) -> Tuple[Query, ...]:

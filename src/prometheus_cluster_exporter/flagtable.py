@@ -153,6 +153,14 @@ FLAGS: Tuple[Flag, ...] = (
     Flag("metrics.metadata-by-operation", ("metadata_by_operation",), "add an operation "
          "label (open, close, getattr, ...) to the job, process and unattributed metadata "
          "metrics", ATTRIBUTION, switch=True),
+    Flag("metrics.counters", ("counters",), "also export the bytes read and written and the "
+         "metadata operations since the exporter started as counters, per account and user, "
+         "per process owner and unattributed by reason (cluster_*_bytes_total, "
+         "cluster_*_metadata_ops_total); direct mode only", ATTRIBUTION, switch=True),
+    Flag("metrics.counters-max-gap", ("counters_max_gap",), "with --metrics.counters, the "
+         "longest time an increase query looks back after failed collects; IO before it is "
+         "not counted (default {default})", ATTRIBUTION, "DURATION",
+         _duration("--metrics.counters-max-gap"), show=_seconds),
     Flag("mode", ("mode",), "where IO is attributed: direct (here, from per-jobid rates) or "
          "join (only cluster_job_info and cluster_user_info are exported; the recording "
          "rules printed by 'prometheus-cluster-exporter rules' attribute in the TSDB) "

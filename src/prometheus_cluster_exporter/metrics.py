@@ -48,17 +48,22 @@ class OwnerRows(Collection[Row]):
         return row in list(self)
 
 
+GAUGE, COUNTER = "gauge", "counter"
+
+
 class MetricSpec(NamedTuple):
     name: str
     help: str
     labels: Tuple[str, ...]
+    #: The ``# TYPE`` of the family: GAUGE or COUNTER (whose name ends in ``_total``).
+    type: str = GAUGE
 
     def with_labels(self, *extra: str) -> MetricSpec:
         return self._replace(labels=(*self.labels, *extra))
 
 
 class RowFamily(NamedTuple):
-    """A gauge family as the collector produces it: label-value tuples and values."""
+    """A family as the collector produces it: label-value tuples and values."""
 
     spec: MetricSpec
     rows: Rows
@@ -206,6 +211,66 @@ TOP_JOB_METADATA = MetricSpec(
     _TOP,
 )
 
+
+def _counter(name: str, what: str, per: str, labels: Tuple[str, ...]) -> MetricSpec:
+    return MetricSpec(
+        name,
+        f"{what} {per} since the exporter started (--metrics.counters).",
+        labels,
+        COUNTER,
+    )
+
+
+_ANY = "that could not be attributed to a job or a process owner"
+JOB_READ_TOTAL = _counter(
+    "cluster_job_read_bytes_total",
+    "Bytes read by all jobs on the cluster",
+    "per account and user",
+    ("account", "user"),
+)
+JOB_WRITE_TOTAL = _counter(
+    "cluster_job_write_bytes_total",
+    "Bytes written by all jobs on the cluster",
+    "per account and user",
+    ("account", "user"),
+)
+JOB_METADATA_TOTAL = _counter(
+    "cluster_job_metadata_ops_total",
+    "Metadata operations of all jobs on the cluster",
+    "per account, user and MDT",
+    ("account", "user", "target"),
+)
+PROC_READ_TOTAL = _counter(
+    "cluster_proc_read_bytes_total",
+    "Bytes read by process names on the cluster",
+    "per group and user",
+    _PROC,
+)
+PROC_WRITE_TOTAL = _counter(
+    "cluster_proc_write_bytes_total",
+    "Bytes written by process names on the cluster",
+    "per group and user",
+    _PROC,
+)
+PROC_METADATA_TOTAL = _counter(
+    "cluster_proc_metadata_ops_total",
+    "Metadata operations of process names on the cluster",
+    "per group, user and MDT",
+    (*_PROC, "target"),
+)
+UNATTRIBUTED_READ_TOTAL = _counter(
+    "cluster_unattributed_read_bytes_total", f"Bytes read {_ANY}", "per reason", ("reason",)
+)
+UNATTRIBUTED_WRITE_TOTAL = _counter(
+    "cluster_unattributed_write_bytes_total", f"Bytes written {_ANY}", "per reason", ("reason",)
+)
+UNATTRIBUTED_METADATA_TOTAL = _counter(
+    "cluster_unattributed_metadata_ops_total",
+    f"Metadata operations {_ANY}",
+    "per reason and MDT",
+    ("reason", "target"),
+)
+
 ALL = (
     JOB_READ,
     JOB_WRITE,
@@ -232,4 +297,13 @@ ALL = (
     TOP_JOB_READ,
     TOP_JOB_WRITE,
     TOP_JOB_METADATA,
+    JOB_READ_TOTAL,
+    JOB_WRITE_TOTAL,
+    JOB_METADATA_TOTAL,
+    PROC_READ_TOTAL,
+    PROC_WRITE_TOTAL,
+    PROC_METADATA_TOTAL,
+    UNATTRIBUTED_READ_TOTAL,
+    UNATTRIBUTED_WRITE_TOTAL,
+    UNATTRIBUTED_METADATA_TOTAL,
 )

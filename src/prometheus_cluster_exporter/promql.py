@@ -14,6 +14,13 @@ rules pick the ids of one jobid form. With ``metadata_by_operation``
 
     round(sum by(target,jobid,operation)(irate(lustre_job_stats_total{target=~"..."}[1m]) >= 1))
 
+With ``--metrics.counters`` the exporter also asks the exact increase of the same
+counters since its last collect, ``window_ms`` milliseconds up to the collect's instant
+(``duration`` writes the PromQL duration), zeros left out and nothing rounded::
+
+    sum by(jobid)(increase(lustre_job_read_bytes_total[15500ms]) > 0)
+    sum by(target,jobid)(increase(lustre_job_stats_total{target=~".*-MDT[0-9a-fA-F]{4}"}[15s]) > 0)
+
 The ``>= 1`` filter is on the raw per-MDT series, which carry the operation already, so
 it keeps the same series either way; ``round`` then rounds each operation's rate, and
 the operations of a jobid and MDT add up to the default's value within 0.5 per operation.
@@ -35,6 +42,15 @@ OPERATION_LABEL = "operation"
 def quote(text: str) -> str:
     """``text`` as a PromQL string literal (double quotes, backslash escapes)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def duration(milliseconds: int) -> str:
+    """A whole number of milliseconds (at least 1) as a PromQL duration: ``15s``, or
+    ``15500ms`` when it is not a whole number of seconds."""
+    milliseconds = max(1, milliseconds)
+    if milliseconds % 1000 == 0:
+        return f"{milliseconds // 1000}s"
+    return f"{milliseconds}ms"
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,16 @@ class LustreSeries:
         """Per-jobid rate of a byte or call counter (``, fs`` with the fs label), zeros
         left out."""
         selector = f"{metric}{{{matchers}}}" if matchers else metric
-        inner = f"{self.rate_function}({selector}[{self.window}]) != 0"
+        return self._per_jobid(f"{self.rate_function}({selector}[{self.window}]) != 0")
+
+    def increase(self, metric: str, window_ms: int) -> str:
+        """Per-jobid increase of a byte counter over the ``window_ms`` milliseconds up to
+        the evaluation instant (``, fs`` with the fs label), zeros left out."""
+        return self._per_jobid(f"increase({metric}[{duration(window_ms)}]) > 0")
+
+    def _per_jobid(self, inner: str) -> str:
+        """``inner`` (per-series values) summed per jobid, and per filesystem with the fs
+        label."""
         if not self.fs_label:
             return f"sum by({self.jobid_label})({inner})"
         # The filesystem is the target name without its -OSTxxxx/-MDTxxxx suffix.
@@ -74,13 +99,22 @@ class LustreSeries:
         matcher = f"{self.target_label}=~{quote(self.mdt_target_regex)}"
         if matchers:
             matcher = f"{matcher}, {matchers}"
-        by = f"{self.target_label},{self.jobid_label}"
-        if self.metadata_by_operation:
-            by = f"{by},{OPERATION_LABEL}"
         return (
-            f"round(sum by({by})"
+            f"round(sum by({self._metadata_by()})"
             f"({self.rate_function}({self.stats_metric}{{{matcher}}}[{self.window}]) >= 1))"
         )
+
+    def metadata_increase(self, window_ms: int) -> str:
+        """Per-jobid and MDT increase of the metadata operations (and per operation with
+        ``metadata_by_operation``) over the ``window_ms`` milliseconds up to the
+        evaluation instant, zeros left out, not rounded."""
+        selector = f"{self.stats_metric}{{{self.target_label}=~{quote(self.mdt_target_regex)}}}"
+        inner = f"increase({selector}[{duration(window_ms)}]) > 0"
+        return f"sum by({self._metadata_by()})({inner})"
+
+    def _metadata_by(self) -> str:
+        by = f"{self.target_label},{self.jobid_label}"
+        return f"{by},{OPERATION_LABEL}" if self.metadata_by_operation else by
 
     @property
     def read(self) -> str:
@@ -101,6 +135,12 @@ class LustreSeries:
     @property
     def metadata_query(self) -> str:
         return self.metadata()
+
+    def read_increase(self, window_ms: int) -> str:
+        return self.increase(self.read_metric, window_ms)
+
+    def write_increase(self, window_ms: int) -> str:
+        return self.increase(self.write_metric, window_ms)
 
     def extra_labels(self, metadata: bool) -> Tuple[str, ...]:
         """The labels after the owner's in a family: the MDT for metadata (and the

@@ -212,8 +212,8 @@ def checked(items: T, skipped: int, what: str) -> Parsed[T]:
 class LustreSource(Protocol):
     """Per-jobid Lustre rates, as computed by a Prometheus-compatible server.
 
-    ``at`` is the evaluation time (Unix seconds) shared by the three answers of a scrape,
-    so that read, write and metadata describe the same instant; None means "now". An
+    ``at`` is the evaluation time (Unix seconds) shared by the answers of a scrape, so
+    that read, write and metadata describe the same instant; None means "now". An
     answer is ``Rates`` (columns, as the Prometheus source decodes it) or a list of rows
     (``JobidRate``/``TargetRate``), which the collector puts in columns.
     """
@@ -230,6 +230,20 @@ class LustreSource(Protocol):
 
     def write_operations(self, deadline: float, at: Optional[float] = None) -> Parsed[Answer]:
         """Write calls per second per jobid (asked only with --metrics.operations)."""
+        ...
+
+    def read_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[Answer]:
+        """Bytes read per jobid in the ``window_ms`` milliseconds up to ``at`` (asked only
+        with --metrics.counters)."""
+        ...
+
+    def write_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[Answer]:
+        """Bytes written per jobid in the ``window_ms`` milliseconds up to ``at``."""
+        ...
+
+    def metadata_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[Answer]:
+        """Metadata operations per jobid and MDT in the ``window_ms`` milliseconds up to
+        ``at``, in the shape of ``metadata_rates``."""
         ...
 
 

@@ -1,7 +1,8 @@
 """What one collect has learnt, step by step, and the stage times it reports.
 
-The collector fills a ``ScrapeState`` as its steps run (answers, parsed ids, job and
-identity tables) and turns it into ``cluster_exporter_stage_execution_seconds``::
+The collector fills a ``ScrapeState`` as its steps run (answers, put in columns here,
+parsed ids, job and identity tables) and turns it into
+``cluster_exporter_stage_execution_seconds``::
 
     cluster_exporter_stage_execution_seconds{name="retrieve_running_jobs"} 0.031
     cluster_exporter_stage_execution_seconds{name="build_read_throughput_metrics"} 0.412
@@ -13,9 +14,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from prometheus_cluster_exporter.families import Query
+from prometheus_cluster_exporter.families import Query, extra_labels
 from prometheus_cluster_exporter.jobid import Ref
-from prometheus_cluster_exporter.records import Answer, Parsed, PasswdEntry, Rates, SlurmJob
+from prometheus_cluster_exporter.pacing import Late, paced
+from prometheus_cluster_exporter.records import (
+    Answer,
+    Parsed,
+    PasswdEntry,
+    Rates,
+    SlurmJob,
+    columns_of,
+)
 from prometheus_cluster_exporter.runner import SourceOutcome
 
 # Source names as they appear in logs (the queries' are in ``families``).
@@ -37,6 +46,8 @@ RETRIEVE_STAGES = (
     (JOB_DETAILS, "retrieve_top_job_details"),
 )
 
+#: Rows (or distinct jobids) classified or summed between two looks at the clock.
+CHUNK = 1 << 16
 #: Time allowed for attribution once the sources have answered (or were abandoned).
 BUILD_SECONDS = 1.0
 TOO_LATE = "attribution did not finish by the scrape deadline"
@@ -69,11 +80,29 @@ class ScrapeState:
     build_end: float = 0.0
     #: (stage, seconds) of work after attribution (the top jobs).
     more_stages: List[Tuple[str, float]] = field(default_factory=list)
+    #: The increase queries asked (--metrics.counters) and their windows in milliseconds.
+    increases: Dict[Query, int] = field(default_factory=dict)
 
     def build_deadline(self) -> float:
         """BUILD_SECONDS from now (or from the deadline, if that is later), never past the
         collect's hard end."""
         return min(max(self.deadline, time.monotonic()) + BUILD_SECONDS, self.hard_end)
+
+    def in_columns(self, deadline: float, fs_label: bool) -> None:
+        """Answers given as rows (``JobidRate``/``TargetRate``) into columns, a chunk at a
+        time: an answer not in columns by the deadline is dropped (its query fails)."""
+        for query, items in self.rows.items():
+            if isinstance(items, Rates):
+                self.answers[query] = items
+                continue
+            extra = extra_labels(query, fs_label)
+            self.answers[query] = Rates()
+            try:
+                for chunk in paced(items, deadline, TOO_LATE, CHUNK):
+                    self.answers[query].extend(columns_of(chunk, extra))
+            except Late:
+                self.too_late(query)
+        self.rows.clear()
 
     def too_late(self, *queries: Query) -> None:
         """Drop answers not attributed by the deadline (all, if none named); their

@@ -66,6 +66,10 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
         ("fs label", "on" if config.fs_label else "off"),
         ("Metadata by operation", "on" if config.metadata_by_operation else "off"),
         ("Operations (--metrics.operations)", "on" if config.operations else "off"),
+        (
+            "Counters (--metrics.counters)",
+            f"on, looking back at most {config.counters_max_gap:g} s" if config.counters else "off",
+        ),
         ("Owners per family (--metrics.max-series)", str(config.max_series or "all")),
         (
             "Top jobs (--metrics.top-jobs)",

@@ -57,8 +57,8 @@ class Sources:
     probes: Tuple[Tuple[str, Callable[[float], None]], ...] = ()
     #: Join mode's questions to the TSDB (None in direct mode).
     owners: Optional[OwnerQueries] = None
-    #: The built-in demo cluster, which shows the operations families (and the metadata
-    #: families by operation) too.
+    #: The built-in demo cluster, which shows the operations families, the metadata
+    #: families by operation and the counters too.
     demo: bool = False
     #: Partition and name of the top jobs (None: only what the job listing gives).
     details: Optional[JobDetailsSource] = None
@@ -189,6 +189,8 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         top_jobs=config.top_jobs,
         job_details=sources.details,
         metadata_by_operation=config.metadata_by_operation or sources.demo,
+        counters=config.counters or sources.demo,
+        counters_max_gap=config.counters_max_gap,
     )
 
 

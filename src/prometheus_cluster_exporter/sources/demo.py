@@ -13,7 +13,7 @@ import random
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from prometheus_cluster_exporter.records import (
     GroupTable,
@@ -160,6 +160,27 @@ class DemoLustreSource:
         self, deadline: float, at: Optional[float] = None
     ) -> Parsed[List[TargetRate]]:
         return Parsed(self.cluster.metadata())
+
+    # The increases of --metrics.counters: the rates now, over the whole window.
+
+    def read_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[List[JobidRate]]:
+        return Parsed(_over(self.cluster.rates("read"), window_ms))
+
+    def write_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[List[JobidRate]]:
+        return Parsed(_over(self.cluster.rates("write"), window_ms))
+
+    def metadata_increase(
+        self, deadline: float, at: float, window_ms: int
+    ) -> Parsed[List[TargetRate]]:
+        return Parsed(_over(self.cluster.metadata(), window_ms))
+
+
+R = TypeVar("R", JobidRate, TargetRate)
+
+
+def _over(rates: List[R], window_ms: int) -> List[R]:
+    """Rates over a window of ``window_ms`` milliseconds: the increases."""
+    return [rate._replace(value=rate.value * window_ms / 1000) for rate in rates]
 
 
 class DemoJobSource:

@@ -9,12 +9,14 @@ window and the metric/label names configurable::
     round(sum by(target,jobid)(irate(lustre_job_stats_total{target=~".*-MDT[0-9a-fA-F]{4}"}[1m]) >= 1))
 
 With ``--metrics.metadata-by-operation`` the metadata query is by ``operation`` too.
+With ``--metrics.counters`` three more queries ask the increase of the same counters over
+a window the collector chooses (``promql.LustreSeries.increase``), in the same shapes.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
 from prometheus_cluster_exporter.errors import SourceError
@@ -54,7 +56,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class LustreQueries:
-    """The three PromQL expressions, built once at start-up from the configuration."""
+    """The PromQL expressions, built once at start-up from the configuration (the
+    increase queries from ``series``, for the window of each collect)."""
 
     read: str
     write: str
@@ -66,6 +69,7 @@ class LustreQueries:
     mdt_target_regex: str
     fs_label: bool = False
     metadata_by_operation: bool = False
+    series: LustreSeries = field(default_factory=LustreSeries)
 
     @classmethod
     def build(cls, **settings: Any) -> LustreQueries:
@@ -85,6 +89,7 @@ class LustreQueries:
             mdt_target_regex=series.mdt_target_regex,
             fs_label=series.fs_label,
             metadata_by_operation=series.metadata_by_operation,
+            series=series,
         )
 
 
@@ -160,9 +165,25 @@ class PrometheusLustreSource:
         return self._throughput(self.queries.write_operations, deadline, at, what)
 
     def metadata_rates(self, deadline: float, at: Optional[float] = None) -> Parsed[Rates]:
+        return self._metadata(self.queries.metadata, deadline, at, "metadata query")
+
+    def read_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[Rates]:
+        promql = self.queries.series.read_increase(window_ms)
+        return self._throughput(promql, deadline, at, "read increase query")
+
+    def write_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[Rates]:
+        promql = self.queries.series.write_increase(window_ms)
+        return self._throughput(promql, deadline, at, "write increase query")
+
+    def metadata_increase(self, deadline: float, at: float, window_ms: int) -> Parsed[Rates]:
+        promql = self.queries.series.metadata_increase(window_ms)
+        return self._metadata(promql, deadline, at, "metadata increase query")
+
+    def _metadata(
+        self, promql: str, deadline: float, at: Optional[float], what: str
+    ) -> Parsed[Rates]:
         q = self.queries
-        what = "metadata query"
-        answer = self.client.query_body(q.metadata, deadline, what, at)
+        answer = self.client.query_body(promql, deadline, what, at)
         columns = scan_pieces(answer.pieces(), self._target_labels, deadline, decoding(what))
         if columns is not None:
             by_operation = q.metadata_by_operation
