@@ -378,6 +378,9 @@ def serve(cluster: Cluster) -> FakePrometheus:
     # With -- --metrics.operations: the call counters' answers, shaped as the bytes'.
     for kind in ("read", "write"):
         prom.set(f"{kind}_ops", cluster.gzipped[kind], headers={"Content-Encoding": "gzip"})
+    # With -- --metrics.counters: the increase answers, shaped as the rates'.
+    for kind in KINDS:
+        prom.set(f"{kind}_increase", cluster.gzipped[kind], headers={"Content-Encoding": "gzip"})
     prom.start()
     return prom
 
