@@ -263,11 +263,17 @@ def attribute(
         sums = result.sums.get(extra)
         if sums is None:
             result.sums[extra] = found
-        else:  # one Python step per owner in both pieces, the rest in C
-            for number in sums.keys() & found.keys():
-                found[number] += sums[number]
-            sums.update(found)
+        else:
+            add_sums(sums, found)
     return result
+
+
+def add_sums(into: Dict[K, float], found: Dict[K, float]) -> None:
+    """``found`` added to ``into`` (``found`` is used up): one Python step per key in both,
+    the rest in C."""
+    for key in found.keys() & into.keys():
+        found[key] += into[key]
+    into.update(found)
 
 
 def _sum_by_owner(numbers: List[int], values: Sequence[float]) -> Dict[int, float]:

@@ -94,25 +94,24 @@ METADATA = Query(
 )
 
 
-def _by_operation(spec: MetricSpec) -> MetricSpec:
-    """A metadata family with ``operation`` after ``target`` (and its help saying so)."""
-    return spec._replace(help=f"{spec.help[:-1]}, by operation.").with_labels(OPERATION)
+def _by_operation(query: Query, help_of: Callable[[str], str]) -> Query:
+    """A metadata query with ``operation`` after ``target`` in its families (their help
+    rewritten by ``help_of``) and in the labels its records add."""
 
+    def spec(family: MetricSpec) -> MetricSpec:
+        return family._replace(help=help_of(family.help)).with_labels(OPERATION)
 
-def _total_by_operation(spec: MetricSpec) -> MetricSpec:
-    """A metadata counter with ``operation`` after ``target`` (and its help saying so)."""
-    by = spec.help.replace(" and MDT since", ", MDT and operation since")
-    return spec._replace(help=by).with_labels(OPERATION)
+    return query._replace(
+        job=spec(query.job),
+        proc=spec(query.proc),
+        lost=spec(query.lost),
+        extra=target_operation_extra,
+        extra_fs=fs_target_operation_extra,
+    )
 
 
 #: METADATA with --metrics.metadata-by-operation.
-METADATA_BY_OPERATION = METADATA._replace(
-    job=_by_operation(JOB_METADATA),
-    proc=_by_operation(PROC_METADATA),
-    lost=_by_operation(UNATTRIBUTED_METADATA),
-    extra=target_operation_extra,
-    extra_fs=fs_target_operation_extra,
-)
+METADATA_BY_OPERATION = _by_operation(METADATA, lambda text: f"{text[:-1]}, by operation.")
 READ = Query(
     "read query",
     "build_read_throughput_metrics",
@@ -169,12 +168,8 @@ METADATA_INCREASE = Query(
     fs_target_extra,
     "metadata_increase",
 )
-METADATA_INCREASE_BY_OPERATION = METADATA_INCREASE._replace(
-    job=_total_by_operation(JOB_METADATA_TOTAL),
-    proc=_total_by_operation(PROC_METADATA_TOTAL),
-    lost=_total_by_operation(UNATTRIBUTED_METADATA_TOTAL),
-    extra=target_operation_extra,
-    extra_fs=fs_target_operation_extra,
+METADATA_INCREASE_BY_OPERATION = _by_operation(
+    METADATA_INCREASE, lambda text: text.replace(" and MDT since", ", MDT and operation since")
 )
 READ_INCREASE = Query(
     "read increase query",

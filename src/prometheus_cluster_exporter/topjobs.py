@@ -23,7 +23,7 @@ from itertools import compress, repeat
 from operator import le
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from prometheus_cluster_exporter.attribution import JOB, OwnerTable
+from prometheus_cluster_exporter.attribution import JOB, OwnerTable, add_sums
 from prometheus_cluster_exporter.jobid import JobRef, Ref
 from prometheus_cluster_exporter.metrics import (
     TOP_JOB_METADATA,
@@ -75,13 +75,6 @@ def parsed_jobs(table: OwnerTable, refs: Mapping[str, Ref]) -> Dict[str, str]:
     }
 
 
-def _add(into: Dict[str, float], found: Dict[str, float]) -> None:
-    """``found`` added to ``into``: one Python step per key in both, the rest in C."""
-    for key in found.keys() & into.keys():
-        found[key] += into[key]
-    into.update(found)
-
-
 def job_sums(
     columns: Iterable[RateColumn], plain: Mapping[str, object], parsed: Mapping[str, str]
 ) -> Dict[str, float]:
@@ -103,7 +96,7 @@ def job_sums(
             for raw, value in zip(compress(ids, named), compress(values, named)):
                 jobid = parsed[raw]
                 found[jobid] = found.get(jobid, 0.0) + value
-        _add(total, found)
+        add_sums(total, found)
     return total
 
 
@@ -154,7 +147,7 @@ def top_jobs(
     parsed = parsed_jobs(table, refs)
     read_jobs, write_jobs = job_sums(read, plain, parsed), job_sums(write, plain, parsed)
     both = dict(write_jobs)
-    _add(both, dict(read_jobs))
+    add_sums(both, dict(read_jobs))
     chosen = [j for j in _largest(count, both) if j in jobs]
     meta: Optional[Dict[str, float]] = None
     if metadata is not None:
