@@ -129,6 +129,18 @@ def test_the_first_collect_asks_nothing_and_the_next_from_its_instant() -> None:
     assert counters.windows(1_001_000) == dict.fromkeys(fam.COUNTERS, (1000, None))
 
 
+def test_with_a_start_instant_the_first_collect_asks_from_it() -> None:
+    counters = Counters(fam.COUNTERS, 3600, started=1_000.0)
+    assert counters.windows(1_012_250) == dict.fromkeys(fam.COUNTERS, (12250, None))
+    # Bounded like any window, and said once.
+    late = Counters((fam.READ_INCREASE,), 60, started=1_000.0)
+    assert late.windows(1_000_000 + 90_000) == {fam.READ_INCREASE: (60000, 30.0)}
+    # A start in the future (the clock went back since): start again from the collect.
+    ahead = Counters((fam.READ_INCREASE,), 60, started=2_000.0)
+    assert ahead.windows(1_500_000) == {}
+    assert ahead.windows(1_501_000) == {fam.READ_INCREASE: (1000, None)}
+
+
 def test_totals_grow_by_the_increases_and_never_lose_a_series() -> None:
     counters = Counters(fam.COUNTERS, 3600)
     read = fam.READ_INCREASE

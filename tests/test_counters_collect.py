@@ -1,5 +1,5 @@
-"""--metrics.counters in the collector: the first collect asks nothing, the second adds the
-answers; a failed or too-late increase query keeps its instant, so the next window (the
+"""--metrics.counters in the collector: the first collect counts from the collector's start,
+the next ones from the instant of the last; a failed or too-late increase query keeps its instant, so the next window (the
 argument the source is asked with) covers the gap; the bound and its one log line; the
 owners of the rates, the grace memory included; a skipped scrape changes nothing; the
 labels with --metrics.fs-label and --metrics.metadata-by-operation; the flags, the demo
@@ -124,8 +124,12 @@ class Identities:
 
 
 def collector(lustre: Lustre, jobs: Optional[Jobs] = None, **settings: Any) -> ClusterCollector:
+    """A collector built at least 10 ms before its first collect, whose first window is
+    then never empty."""
     settings.setdefault("counters", True)
-    return ClusterCollector(lustre, jobs or Jobs(), Identities(), timeout=5, **settings)  # type: ignore[arg-type]
+    built = ClusterCollector(lustre, jobs or Jobs(), Identities(), timeout=5, **settings)  # type: ignore[arg-type]
+    time.sleep(0.01)
+    return built
 
 
 def scrape(c: ClusterCollector) -> Scrape:
@@ -140,34 +144,35 @@ def window_of(first: float, then: float) -> int:
     return milliseconds(then) - milliseconds(first)
 
 
-def test_the_first_collect_adds_nothing_the_second_the_answer() -> None:
+def test_the_first_collect_counts_from_the_start_the_next_from_its_instant() -> None:
     lustre = Lustre()
-    c = collector(lustre)
+    before = milliseconds(time.time())
+    c = collector(lustre)  # built at least 10 ms before its first collect
     first = scrape(c)
     assert first.value("cluster_exporter_scrape_ok") == 1 and c.last is not None
     at1 = round(c.last.started, 3)
-    assert lustre.asked == []
-    for name in (JOB_READ, PROC_READ, LOST_READ, JOB_WRITE, JOB_META, LOST_META):
-        assert first.has(name) and first.series(name) == {}, name
-    assert not stages(first) & COUNTER_STAGES
+    for method in ("read_increase", "write_increase", "metadata_increase"):
+        [(at, window)] = lustre.windows(method)
+        assert at == at1 and 10 <= window <= milliseconds(at1) - before, method
+    assert first.value(JOB_READ, **ALICE) == 1000
+    assert first.value(PROC_READ, **CP) == 100
+    assert first.series(LOST_READ) == {(("reason", "unknown_job"),): 10.0}
+    assert first.value(JOB_READ, account="chem", user="bob") is None  # 0 bytes: no series
+    assert first.value(JOB_WRITE, **ALICE) == 1000
+    assert first.value(JOB_META, **ALICE, target="scratch-MDT0000") == 57
+    assert first.value("cluster_proc_metadata_ops_total", **CP,
+                       target="scratch-MDT0001") == 5  # fmt: skip
+    assert first.has(LOST_META) and first.series(LOST_META) == {}
+    assert stages(first) >= COUNTER_STAGES
     second = scrape(c)
     assert second.value("cluster_exporter_scrape_ok") == 1
-    assert second.value(JOB_READ, **ALICE) == 1000
-    assert second.value(PROC_READ, **CP) == 100
-    assert second.series(LOST_READ) == {(("reason", "unknown_job"),): 10.0}
-    assert second.value(JOB_READ, account="chem", user="bob") is None  # 0 bytes: no series
-    assert second.value(JOB_WRITE, **ALICE) == 1000
-    assert second.value(JOB_META, **ALICE, target="scratch-MDT0000") == 57
-    assert second.value("cluster_proc_metadata_ops_total", **CP,
-                        target="scratch-MDT0001") == 5  # fmt: skip
-    assert stages(second) >= COUNTER_STAGES
+    assert second.value(JOB_READ, **ALICE) == 2000  # and on, growing
     # Each at the collect's instant, over the time since the first collect's.
     assert c.last is not None
     at2 = round(c.last.started, 3)
     for method in ("read_increase", "write_increase", "metadata_increase"):
-        assert lustre.windows(method) == [(at2, window_of(at1, at2))]
+        assert lustre.windows(method)[1:] == [(at2, window_of(at1, at2))]
     assert window_of(at1, at2) > 0
-    assert scrape(c).value(JOB_READ, **ALICE) == 2000  # and on, growing
 
 
 def test_a_failed_increase_keeps_its_instant_and_the_next_window_covers_the_gap(
@@ -175,7 +180,6 @@ def test_a_failed_increase_keeps_its_instant_and_the_next_window_covers_the_gap(
 ) -> None:
     lustre = Lustre()
     c = collector(lustre)
-    scrape(c)
     scrape(c)
     lustre.fail = {"read_increase"}
     failed = scrape(c)
@@ -188,14 +192,15 @@ def test_a_failed_increase_keeps_its_instant_and_the_next_window_covers_the_gap(
     assert after.value("cluster_exporter_scrape_ok") == 1
     reads, writes = lustre.windows("read_increase"), lustre.windows("write_increase")
     assert [at for at, _ in reads] == [at for at, _ in writes]
-    (at2, _), (at3, _), (at4, doubled) = reads
-    assert doubled == window_of(at2, at4) > writes[-1][1] == window_of(at3, at4)
+    (at1, _), (at2, _), (at3, doubled) = reads
+    assert doubled == window_of(at1, at3) > writes[-1][1] == window_of(at2, at3)
     assert after.value(JOB_READ, **ALICE) == 2000 and after.value(JOB_WRITE, **ALICE) == 3000
 
 
 def test_a_too_late_increase_keeps_its_instant() -> None:
     lustre = Lustre()
     c = ClusterCollector(lustre, Jobs(), Identities(), timeout=0.2, counters=True)  # type: ignore[arg-type]
+    time.sleep(0.01)
     scrape(c)
     assert c.last is not None
     at1 = round(c.last.started, 3)
@@ -203,15 +208,15 @@ def test_a_too_late_increase_keeps_its_instant() -> None:
     late = scrape(c)
     assert late.value("cluster_exporter_scrape_ok") == 0
     assert "did not finish" in (c.last.sources["read increase query"].error or "")
-    assert late.series(JOB_READ) == {}
-    assert late.value(JOB_META, **ALICE, target="scratch-MDT0000") == 57  # counted
+    assert late.value(JOB_READ, **ALICE) == 1000  # the first collect's, not grown
+    assert late.value(JOB_META, **ALICE, target="scratch-MDT0000") == 2 * 57  # counted
     lustre.slow = set()
-    assert scrape(c).value(JOB_READ, **ALICE) == 1000
+    assert scrape(c).value(JOB_READ, **ALICE) == 2000
     # The read increase of the third collect covers the second's window too; the metadata
     # one (counted in the second) only its own.
-    (at2, _), (at3, window) = lustre.windows("read_increase")
+    (_, _), (at2, _), (at3, window) = lustre.windows("read_increase")
     assert window == window_of(at1, at3)
-    assert lustre.windows("metadata_increase") == [
+    assert lustre.windows("metadata_increase")[1:] == [
         (at2, window_of(at1, at2)),
         (at3, window_of(at2, at3)),
     ]
@@ -220,9 +225,11 @@ def test_a_too_late_increase_keeps_its_instant() -> None:
 def test_the_bound_and_its_log_line(caplog: pytest.LogCaptureFixture) -> None:
     lustre = Lustre()
     c = collector(lustre, counters_max_gap=0.001)
-    scrape(c)
-    lustre.fail = {"read_increase"}
     with caplog.at_level(logging.WARNING):
+        scrape(c)  # 10 ms or more since the start: cut, and said
+        assert len([r for r in caplog.records if "counters-max-gap" in r.getMessage()]) == 3
+        caplog.clear()
+        lustre.fail = {"read_increase"}
         scrape(c)
         scrape(c)
     assert {window for _, _, window in lustre.asked} == {1}
@@ -238,7 +245,6 @@ def test_the_bound_and_its_log_line(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_job_that_left_squeue_keeps_its_bytes_in_the_grace_memory(grace: float) -> None:
     lustre, jobs = Lustre(), Jobs()
     c = collector(lustre, jobs, job_grace=grace)
-    scrape(c)
     scrape(c)
     jobs.listing = []
     s = scrape(c)
@@ -256,21 +262,21 @@ def test_a_skipped_scrape_changes_nothing() -> None:
     lustre = Lustre()
     c = collector(lustre)
     scrape(c)
+    asked = list(lustre.asked)
     assert c._guard.acquire(blocking=False)
     try:
         skipped = scrape(c)
     finally:
         c._guard.release()
     assert set(skipped.families) == {"cluster_exporter_scrape_ok"} and not skipped.counters
-    assert lustre.asked == []
+    assert lustre.asked == asked
     s = scrape(c)
-    assert s.value(JOB_READ, **ALICE) == 1000
+    assert s.value(JOB_READ, **ALICE) == 2000
 
 
 def test_the_labels_follow_the_fs_label_and_the_operation() -> None:
     lustre = Lustre()
     c = collector(lustre, fs_label=True, metadata_by_operation=True)
-    scrape(c)
     s = scrape(c)
     fs = {"fs": "scratch"}
     assert s.value(JOB_READ, **ALICE, **fs) == 1000
@@ -311,18 +317,19 @@ def test_the_flags() -> None:
 def test_the_demo_counts_its_rates_over_the_window() -> None:
     demo = build_collector(Config(), build_sources(Config(), demo=True))
     try:
+        time.sleep(0.05)
         first = Scrape(render(demo.scrape()).decode())
         time.sleep(0.05)
         second = Scrape(render(demo.scrape()).decode())
     finally:
         demo.close()
-    assert first.series(JOB_READ) == {} and first.family(JOB_READ) is not None
     assert second.value("cluster_exporter_scrape_ok") == 1
-    reads = second.series(JOB_READ)
-    assert reads and all(value > 0 for value in reads.values())
+    before, reads = first.series(JOB_READ), second.series(JOB_READ)
+    assert before and all(reads[k] > value > 0 for k, value in before.items())
     rates = second.series("cluster_job_read_throughput_bytes")
     # About the rate over the 50 ms or so between the two collects.
-    assert 0.03 < sum(reads.values()) / sum(rates.values()) < 5
+    grown = sum(reads.values()) - sum(before.values())
+    assert 0.03 < grown / sum(rates.values()) < 5
     assert {dict(k)["operation"] for k in second.series(JOB_META)} >= {"open", "close"}
 
 
@@ -369,10 +376,7 @@ def test_the_counters_are_the_served_increases_through_the_cli(
 ) -> None:
     crossed(fake_prometheus)
     exporter = start_exporter("--metrics.counters")
-    first = exporter.scrape()
-    assert first.value("cluster_exporter_scrape_ok") == 1
-    assert not [q for q in fake_prometheus.queries if "increase(" in q]
-    s = exporter.scrape()
+    s = exporter.scrape()  # the first collect counts since the exporter started
     assert s.value("cluster_exporter_scrape_ok") == 1
     for kind in ("job", "proc", "unattributed"):
         reads = s.series(f"cluster_{kind}_read_bytes_total")
@@ -384,23 +388,24 @@ def test_the_counters_are_the_served_increases_through_the_cli(
         assert meta or kind == "unattributed", kind  # the answer has no unattributed id
         assert s.family(f"cluster_{kind}_read_bytes_total").type == "counter"  # type: ignore[union-attr]
     assert stages(s) >= COUNTER_STAGES
-    # Each increase at the collect's instant, over the time since the first collect's.
-    first_at = float(fake_prometheus.params[0]["time"])
+    # Each increase at the collect's instant: the first over the time since the start, the
+    # next over the time since the first collect's.
+    second = exporter.scrape()
+    assert second.value("cluster_exporter_scrape_ok") == 1
     for kind in ("read_increase", "write_increase", "metadata_increase"):
-        [(at, window)] = asked(fake_prometheus, kind)
-        assert window == window_of(first_at, at) > 0, kind
+        [(first_at, first_window), (at, window)] = asked(fake_prometheus, kind)
+        assert first_window > 0 and window == window_of(first_at, at) > 0, kind
     # A failed increase keeps its instant: the next window covers both collects.
     fake_prometheus.set("read_increase", b"upstream error", status=500)
     failed = exporter.scrape()
     assert failed.value("cluster_exporter_scrape_ok") == 0
-    assert failed.series("cluster_job_read_bytes_total") == s.series("cluster_job_read_bytes_total")
+    reads = "cluster_job_read_bytes_total"
+    assert failed.series(reads) == second.series(reads)
     crossed(fake_prometheus)
     third = exporter.scrape()
-    (at2, _), _, (at4, window) = asked(fake_prometheus, "read_increase")
+    _, (at2, _), _, (at4, window) = asked(fake_prometheus, "read_increase")
     assert window == window_of(at2, at4)
-    assert third.series("cluster_job_read_bytes_total") == {
-        k: 2 * v for k, v in s.series("cluster_job_read_bytes_total").items()
-    }
+    assert third.series(reads) == {k: 3 * v for k, v in s.series(reads).items()}
     assert third.series("cluster_job_write_bytes_total") == {
-        k: 3 * v for k, v in s.series("cluster_job_write_bytes_total").items()
+        k: 4 * v for k, v in s.series("cluster_job_write_bytes_total").items()
     }

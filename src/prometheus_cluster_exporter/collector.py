@@ -112,7 +112,9 @@ class ClusterCollector(GuardedCollector):
         self.counting: Optional[CounterSteps] = None
         if counters:
             increases = fam.counter_queries_of(metadata_by_operation)
-            self.counting = CounterSteps(lustre, increases, counters_max_gap, fs_label)
+            self.counting = CounterSteps(
+                lustre, increases, counters_max_gap, fs_label, started=time.time()
+            )
 
     # -- one collect ---------------------------------------------------------------------
 

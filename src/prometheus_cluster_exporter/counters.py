@@ -5,9 +5,10 @@ Pure: no I/O, no logging, no clock (the collector passes the instants). Imports
 ``attribution``, ``families`` and ``metrics``.
 
 Every collect, ``windows`` gives each increase query the milliseconds since the instant
-of the last collect it was counted in, bounded by the maximum gap; at the first collect
-there is no such instant: it is recorded and nothing is asked, so every counter starts
-at 0 (a counter reset, to Prometheus, when the exporter restarts). ``add`` sums an
+of the last collect it was counted in, bounded by the maximum gap; the first collect asks
+from the instant the counting started (the collector was built), so a restarted exporter
+loses only the IO between its predecessor's last collect and its own start, and its
+counters begin again near 0 (a counter reset, to Prometheus). ``add`` sums an
 attributed answer into the totals and makes the collect's instant the query's. A query
 that failed is never added, so its instant stays and the next window covers the gap.
 
@@ -49,7 +50,9 @@ class Counters:
     """Totals per family of each increase query (its job, process and unattributed
     families), and each query's last instant."""
 
-    def __init__(self, queries: Sequence[Query], max_gap: float) -> None:
+    def __init__(
+        self, queries: Sequence[Query], max_gap: float, started: Optional[float] = None
+    ) -> None:
         self.queries = tuple(queries)
         #: The longest window asked (--metrics.counters-max-gap), in milliseconds.
         self.max_gap_ms = max(1, math.ceil(max_gap * 1000))
@@ -57,15 +60,18 @@ class Counters:
         self.totals: Dict[Query, Tuple[Totals, Totals, Totals]] = {
             query: ({}, {}, {}) for query in self.queries
         }
-        #: query -> the instant (ms) its increase was last counted up to.
-        self.since: Dict[Query, int] = {}
+        #: query -> the instant (ms) its increase was last counted up to; at first the
+        #: instant the counting started (``started``), if given.
+        self.since: Dict[Query, int] = (
+            {} if started is None else {query: milliseconds(started) for query in self.queries}
+        )
         self._cut: Set[Query] = set()
 
     def windows(self, at_ms: int) -> Dict[Query, Window]:
         """The window to ask each increase query over at the instant ``at_ms``: from the
         query's last instant, at most ``max_gap_ms``. No window for a query without an
-        instant yet (the first collect) or with one at or after ``at_ms`` (the clock went
-        back): its instant becomes ``at_ms`` and it is not asked."""
+        instant yet (the first collect without a start instant) or with one at or after
+        ``at_ms`` (the clock went back): its instant becomes ``at_ms`` and it is not asked."""
         windows: Dict[Query, Window] = {}
         for query in self.queries:
             since = self.since.get(query)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from prometheus_cluster_exporter.attribution import Attribution
 from prometheus_cluster_exporter.counters import Counters, milliseconds
@@ -29,15 +29,21 @@ class CounterSteps:
     """The increase queries of a collect and the totals they add to."""
 
     def __init__(
-        self, lustre: LustreSource, queries: Sequence[Query], max_gap: float, fs_label: bool
+        self,
+        lustre: LustreSource,
+        queries: Sequence[Query],
+        max_gap: float,
+        fs_label: bool,
+        started: Optional[float] = None,
     ) -> None:
         self.lustre = lustre
-        self.counters = Counters(queries, max_gap)
+        #: ``started``: the instant the counting begins (the first collect asks from it).
+        self.counters = Counters(queries, max_gap, started)
         self.fs_label = fs_label
 
     def ask(self, batch: Batch, scrape: ScrapeState, at: float) -> Dict[Query, Pending[Any]]:
-        """Start each increase query that has a window at the instant ``at`` (none at the
-        first collect); ``scrape.increases`` says which, over how many milliseconds."""
+        """Start each increase query that has a window at the instant ``at``;
+        ``scrape.increases`` says which, over how many milliseconds."""
         asked: Dict[Query, Pending[Any]] = {}
         for query, window in self.counters.windows(milliseconds(at)).items():
             if window.cut is not None:
