@@ -7,7 +7,8 @@ to load-test a Prometheus, or to check this exporter against ground truth. It ha
 nothing to do with the exporter's own pipeline.
 
 The spec is a JSON file, re-read whenever it changes (counters continue from where they
-are, at the new rates)::
+are, at the new rates; a job whose ``reset`` number changed starts again from 0, as
+Lustre's counters of a jobid do once ``job_cleanup_interval`` dropped it)::
 
     {
       "schema": "hp",
@@ -59,7 +60,9 @@ SPEC_HELP = """spec file (JSON; re-read whenever it changes, counters continue a
   jobs         jobid (as Lustre would name it: 4242, rsync.1001), its filesystem (default:
                the first), read and write bytes per second, read_ops and write_ops (read
                and write calls per second), metadata and OST operations per second by
-               operation name; spread evenly over the OSTs and MDTs
+               operation name; spread evenly over the OSTs and MDTs; reset: a number
+               (default 0) that, when changed, sets the job's counters back to 0 (as
+               Lustre does when job_cleanup_interval drops a jobid)
 """
 
 SCHEMAS = ("hp", "gsi", "lustrefs")
@@ -71,6 +74,7 @@ class _Counter:
     base: float
     since: float
     rate: float
+    reset: int = 0
 
     def value(self, now: float) -> float:
         return self.base + self.rate * (now - self.since)
@@ -129,14 +133,17 @@ class Simulation:
 
     def update(self, spec: Dict[str, Any]) -> None:
         rates = series_rates(spec)
+        resets = {str(job["jobid"]): int(job.get("reset", 0)) for job in spec.get("jobs", [])}
         now = self.clock()
         with self.lock:
             self.schema = spec.get("schema", "hp")
             for key, counter in self.counters.items():
-                counter.base, counter.since = counter.value(now), now
+                reset = resets.get(dict(key[1])["jobid"], counter.reset)
+                counter.base = counter.value(now) if reset == counter.reset else 0.0
+                counter.since, counter.reset = now, reset
                 counter.rate = rates.pop(key, 0.0)
             for key, rate in rates.items():
-                self.counters[key] = _Counter(0.0, now, rate)
+                self.counters[key] = _Counter(0.0, now, rate, resets[dict(key[1])["jobid"]])
 
     def render(self) -> str:
         now = self.clock()
