@@ -141,6 +141,18 @@ def test_with_a_start_instant_the_first_collect_asks_from_it() -> None:
     assert ahead.windows(1_501_000) == {fam.READ_INCREASE: (1000, None)}
 
 
+def test_a_collect_sooner_than_the_shortest_window_asks_nothing() -> None:
+    counters = Counters(fam.COUNTERS, 3600, started=1_000.0, min_window=30)
+    assert counters.windows(1_029_999) == {}  # 29.999 s since the start
+    assert counters.windows(1_030_000) == dict.fromkeys(fam.COUNTERS, (30000, None))
+    for query in fam.COUNTERS:
+        counters.add(query, increase({"1": 1.0}), 1_030_000)
+    # Two Prometheus servers scraping 5 s apart: only every 30 s or more counts.
+    assert counters.windows(1_035_000) == {}
+    assert counters.windows(1_059_000) == {}
+    assert counters.windows(1_061_500) == dict.fromkeys(fam.COUNTERS, (31500, None))
+
+
 def test_totals_grow_by_the_increases_and_never_lose_a_series() -> None:
     counters = Counters(fam.COUNTERS, 3600)
     read = fam.READ_INCREASE

@@ -197,6 +197,24 @@ def test_a_failed_increase_keeps_its_instant_and_the_next_window_covers_the_gap(
     assert after.value(JOB_READ, **ALICE) == 2000 and after.value(JOB_WRITE, **ALICE) == 3000
 
 
+def test_a_collect_sooner_than_the_shortest_window_leaves_the_counters_to_the_next() -> None:
+    lustre = Lustre()
+    c = collector(lustre, counters_min_window=0.5)
+    soon = scrape(c)  # about 10 ms after the start
+    assert soon.value("cluster_exporter_scrape_ok") == 1
+    assert lustre.asked == [] and soon.has(JOB_READ) and soon.series(JOB_READ) == {}
+    assert soon.value("cluster_job_read_throughput_bytes", **ALICE) == 1  # rates as ever
+    time.sleep(0.6)
+    counted = scrape(c)
+    assert counted.value(JOB_READ, **ALICE) == 1000
+    assert c.last is not None
+    at = round(c.last.started, 3)
+    [(asked_at, window)] = lustre.windows("read_increase")
+    assert asked_at == at and window >= 600  # from the start, over the skipped collect
+    again = scrape(c)
+    assert again.value(JOB_READ, **ALICE) == 1000 and len(lustre.asked) == 3
+
+
 def test_a_too_late_increase_keeps_its_instant() -> None:
     lustre = Lustre()
     c = ClusterCollector(lustre, Jobs(), Identities(), timeout=0.2, counters=True)  # type: ignore[arg-type]
@@ -305,12 +323,25 @@ def test_the_flags() -> None:
     config = parse_args(["--promserver=http://p:9090", "--metrics.counters",
                          "--metrics.counters-max-gap=15m"]).config  # fmt: skip
     assert config.counters and config.counters_max_gap == 900
-    for bad in (["--metrics.counters-max-gap=0"], ["--metrics.counters", "--mode=join"]):
+    # The shortest window: the --timerange window unless given.
+    assert config.effective_counters_min_window == 60 == Config().effective_counters_min_window
+    given = parse_args(["--promserver=http://p:9090", "--timerange=5m",
+                        "--metrics.counters-min-window=90s"]).config  # fmt: skip
+    assert given.effective_counters_min_window == 90
+    assert (
+        parse_args(
+            ["--promserver=http://p:9090", "--timerange=5m"]
+        ).config.effective_counters_min_window
+        == 300
+    )
+    for bad in (["--metrics.counters-max-gap=0"], ["--metrics.counters", "--mode=join"],
+                ["--metrics.counters-min-window=-1s"],
+                ["--metrics.counters-min-window=2h"]):  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
             parse_args(["--promserver=http://p:9090", *bad])
         assert exit_info.value.code == 2
     rows = dict(config_summary(config, "Prometheus"))
-    assert rows["Counters (--metrics.counters)"] == "on, looking back at most 900 s"
+    assert rows["Counters (--metrics.counters)"] == "on, windows of 60 s to 900 s"
     assert dict(config_summary(Config(), "x"))["Counters (--metrics.counters)"] == "off"
 
 
@@ -375,7 +406,7 @@ def test_the_counters_are_the_served_increases_through_the_cli(
     start_exporter: Start, fake_prometheus: FakePrometheus
 ) -> None:
     crossed(fake_prometheus)
-    exporter = start_exporter("--metrics.counters")
+    exporter = start_exporter("--metrics.counters", "--metrics.counters-min-window=0s")
     s = exporter.scrape()  # the first collect counts since the exporter started
     assert s.value("cluster_exporter_scrape_ok") == 1
     for kind in ("job", "proc", "unattributed"):

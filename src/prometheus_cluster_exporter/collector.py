@@ -93,6 +93,7 @@ class ClusterCollector(GuardedCollector):
         metadata_by_operation: bool = False,
         counters: bool = False,
         counters_max_gap: float = 3600.0,
+        counters_min_window: float = 0.0,
     ) -> None:
         super().__init__(jobs, identities, timeout, job_lookup, job_grace)
         self.lustre = lustre
@@ -113,7 +114,7 @@ class ClusterCollector(GuardedCollector):
         if counters:
             increases = fam.counter_queries_of(metadata_by_operation)
             self.counting = CounterSteps(
-                lustre, increases, counters_max_gap, fs_label, started=time.time()
+                lustre, increases, (counters_min_window, counters_max_gap), fs_label, time.time()
             )
 
     # -- one collect ---------------------------------------------------------------------

@@ -51,11 +51,18 @@ class Counters:
     families), and each query's last instant."""
 
     def __init__(
-        self, queries: Sequence[Query], max_gap: float, started: Optional[float] = None
+        self,
+        queries: Sequence[Query],
+        max_gap: float,
+        started: Optional[float] = None,
+        min_window: float = 0.0,
     ) -> None:
         self.queries = tuple(queries)
         #: The longest window asked (--metrics.counters-max-gap), in milliseconds.
         self.max_gap_ms = max(1, math.ceil(max_gap * 1000))
+        #: The shortest (--metrics.counters-min-window): a collect sooner after the last
+        #: counted one asks nothing, and the next window covers its time.
+        self.min_window_ms = round(min_window * 1000)
         #: query -> (job, process, unattributed) totals.
         self.totals: Dict[Query, Tuple[Totals, Totals, Totals]] = {
             query: ({}, {}, {}) for query in self.queries
@@ -71,7 +78,10 @@ class Counters:
         """The window to ask each increase query over at the instant ``at_ms``: from the
         query's last instant, at most ``max_gap_ms``. No window for a query without an
         instant yet (the first collect without a start instant) or with one at or after
-        ``at_ms`` (the clock went back): its instant becomes ``at_ms`` and it is not asked."""
+        ``at_ms`` (the clock went back): its instant becomes ``at_ms`` and it is not asked.
+        Nor for one whose instant is less than ``min_window_ms`` back: a window holding
+        fewer than two samples of a Lustre series would count nothing for it, and that IO
+        would be lost; the instant stays, so the next window covers the time."""
         windows: Dict[Query, Window] = {}
         for query in self.queries:
             since = self.since.get(query)
@@ -79,6 +89,8 @@ class Counters:
                 self.since[query] = at_ms
                 continue
             gap = at_ms - since
+            if gap < self.min_window_ms:
+                continue
             window = min(gap, self.max_gap_ms)
             cut = None
             if window < gap and query not in self._cut:

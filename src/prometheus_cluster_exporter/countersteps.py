@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from prometheus_cluster_exporter.attribution import Attribution
 from prometheus_cluster_exporter.counters import Counters, milliseconds
@@ -32,13 +32,14 @@ class CounterSteps:
         self,
         lustre: LustreSource,
         queries: Sequence[Query],
-        max_gap: float,
+        windows: Tuple[float, float],
         fs_label: bool,
         started: Optional[float] = None,
     ) -> None:
         self.lustre = lustre
+        #: ``windows``: the shortest and the longest window asked, in seconds;
         #: ``started``: the instant the counting begins (the first collect asks from it).
-        self.counters = Counters(queries, max_gap, started)
+        self.counters = Counters(queries, windows[1], started, windows[0])
         self.fs_label = fs_label
 
     def ask(self, batch: Batch, scrape: ScrapeState, at: float) -> Dict[Query, Pending[Any]]:

@@ -161,6 +161,11 @@ FLAGS: Tuple[Flag, ...] = (
          "longest time an increase query looks back after failed collects; IO before it is "
          "not counted (default {default})", ATTRIBUTION, "DURATION",
          _duration("--metrics.counters-max-gap"), show=_seconds),
+    Flag("metrics.counters-min-window", ("counters_min_window",), "with --metrics.counters, "
+         "count a collect only this long or more after the last one counted, so that every "
+         "increase window holds two Lustre samples; a scrape sooner than that shows the "
+         "counters unchanged (default: the --timerange window)", ATTRIBUTION, "DURATION",
+         _duration("--metrics.counters-min-window")),
     Flag("mode", ("mode",), "where IO is attributed: direct (here, from per-jobid rates) or "
          "join (only cluster_job_info and cluster_user_info are exported; the recording "
          "rules printed by 'prometheus-cluster-exporter rules' attribute in the TSDB) "

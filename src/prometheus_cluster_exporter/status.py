@@ -68,7 +68,12 @@ def config_summary(config: Config, queried: str, listening: str = "") -> List[Tu
         ("Operations (--metrics.operations)", "on" if config.operations else "off"),
         (
             "Counters (--metrics.counters)",
-            f"on, looking back at most {config.counters_max_gap:g} s" if config.counters else "off",
+            (
+                f"on, windows of {config.effective_counters_min_window:g} s to "
+                f"{config.counters_max_gap:g} s"
+            )
+            if config.counters
+            else "off",
         ),
         ("Owners per family (--metrics.max-series)", str(config.max_series or "all")),
         (

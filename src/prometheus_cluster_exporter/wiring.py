@@ -191,6 +191,8 @@ def build_collector(config: Config, sources: Sources) -> GuardedCollector:
         metadata_by_operation=config.metadata_by_operation or sources.demo,
         counters=config.counters or sources.demo,
         counters_max_gap=config.counters_max_gap,
+        # The demo's answers are made up for any window, however short.
+        counters_min_window=0.0 if sources.demo else config.effective_counters_min_window,
     )
 
 

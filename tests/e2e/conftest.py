@@ -332,6 +332,8 @@ def exporter(start_exporter: StartExporter) -> str:
 
 @pytest.fixture(scope="session")
 def exporter_with_operations(start_exporter: StartExporter) -> str:
-    """With the operations families and the metadata by operation, which the dashboard
-    and the rules show."""
-    return start_exporter("--metrics.operations", "--metrics.metadata-by-operation")
+    """With the operations families, the metadata by operation and the counters, which
+    the dashboard and the rules show."""
+    return start_exporter(
+        "--metrics.operations", "--metrics.metadata-by-operation", "--metrics.counters"
+    )

@@ -60,7 +60,7 @@ def dashboard_queries() -> List[Tuple[str, str]]:
 
 
 def substitute(expr: str) -> str:
-    return expr.replace("$topk", "10")
+    return expr.replace("$topk", "10").replace("$__range", "1h")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,7 @@ def prometheus_of_exporter(
             lambda: (
                 c.instant_query(url, "cluster:io_throughput_bytes:sum")
                 and c.instant_query(url, "cluster_proc_metadata_operations")
+                and c.instant_query(url, "increase(cluster_job_read_bytes_total[1h])")
             ),
             90,
             "Prometheus to scrape the exporter and evaluate the rules",

@@ -48,7 +48,7 @@ EXPORTER_ARGS = (
 #: Every attributed family, the operations included.
 ALL = FAMILIES + OPERATIONS
 #: Dashboard panels of direct mode only: join mode's top jobs are a topk (TOP_JOBS_QUERY).
-DIRECT_ONLY = {"Top jobs now"}
+DIRECT_ONLY = {"Top jobs now", "Bytes this month per account"}
 #: The README's top jobs for join mode: a topk over the Lustre series joined with the info.
 TOP_JOBS_QUERY = """topk(10,
   sum by (jobid) (
