@@ -163,7 +163,7 @@ def render_html(report: Report, tz: Optional[tzinfo] = None) -> str:
         "<body><main>",
         "<h1>Lustre usage report</h1>",
         f'<p class="period">{_e(local)}</p>',
-        f'<p class="meta">{_e(utc)}</p>',
+        f'<p class="meta">{_e(utc)}</p>' if utc else "",
         f'<p class="meta">Prometheus: {_e(shown_name(server_line(report)))}</p>',
         "<h2>Bytes read and written per account</h2>",
         chart(report),

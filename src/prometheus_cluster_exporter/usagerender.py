@@ -111,14 +111,12 @@ def local_time(instant: int, tz: Optional[tzinfo] = None) -> str:
 
 
 def period_lines(report: Report, tz: Optional[tzinfo] = None) -> Tuple[str, str]:
-    """The period in local time (with its length), and in UTC."""
-    period = report.period
-    utc = timezone.utc
-    return (
-        f"{local_time(period.start, tz)} to {local_time(period.end, tz)} "
-        f"({format_duration(period.seconds)})",
-        f"{local_time(period.start, utc)} to {local_time(period.end, utc)}",
-    )
+    """The period in local time (with its length), and in UTC ("" where local time is
+    UTC)."""
+    start, end = report.period.start, report.period.end
+    local = f"{local_time(start, tz)} to {local_time(end, tz)}"
+    utc = f"{local_time(start, timezone.utc)} to {local_time(end, timezone.utc)}"
+    return f"{local} ({format_duration(report.period.seconds)})", "" if utc == local else utc
 
 
 def server_line(report: Report) -> str:
@@ -130,7 +128,8 @@ _HEAD = ("ACCOUNT / USER", "READ", "WRITTEN", "METADATA OPS", "SHARE")
 
 def render_text(report: Report, tz: Optional[tzinfo] = None) -> str:
     local, utc = period_lines(report, tz)
-    lines = ["Lustre usage report", f"Period  {local}", f"        {utc}"]
+    lines = ["Lustre usage report", f"Period  {local}"]
+    lines += [f"        {utc}"] if utc else []
     lines += [f"Server  {shown_name(server_line(report))}", ""]
     cells = [_HEAD]
     for row in table_rows(report):
