@@ -4,6 +4,7 @@ request's parameters and headers."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 import threading
@@ -30,6 +31,8 @@ class UsageServer:
         #: A fixed answer (status, body) for every query instead of ``results``.
         self.fixed: Optional[Tuple[int, bytes]] = None
         self.delay = 0.0
+        #: Seconds the server's clock (its Date header) is ahead of this host's.
+        self.clock_shift = 0.0
         self.params: List[Dict[str, str]] = []
         self.headers: List[Dict[str, str]] = []
         self.server: Optional[ThreadingHTTPServer] = None
@@ -77,12 +80,17 @@ class UsageServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
+            def date_time_string(self, timestamp: Optional[float] = None) -> str:
+                return email.utils.formatdate(time.time() + fake.clock_shift, usegmt=True)
+
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         if self.server is not None:

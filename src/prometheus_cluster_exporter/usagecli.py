@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import ssl
 import sys
@@ -277,6 +278,9 @@ def run(argv: List[str], now: float) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    # The query client logs for the exporter's scrapes (a skewed server clock shifts
+    # their instant; here the period's end is sent as it is): not for this command.
+    logging.getLogger("prometheus_cluster_exporter").addHandler(logging.NullHandler())
     try:
         text = run(args, time.time())
     except UsageError as exc:
