@@ -61,6 +61,7 @@ tr.total td { font-weight: 700; border-top: 2px solid #999; border-bottom: none;
 footer { margin-top: 22px; color: #777; font-size: 12px; }
 @media print {
   body { padding: 0; font-size: 10pt; }
+  h2 { break-after: avoid; page-break-after: avoid; }
   thead { display: table-header-group; }
   tr { break-inside: avoid; page-break-inside: avoid; }
   #chart { break-inside: avoid; page-break-inside: avoid; }
