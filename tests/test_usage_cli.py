@@ -486,3 +486,15 @@ def test_the_installed_command_with_a_skewed_server_clock(prom: UsageServer) -> 
     assert (done.returncode, done.stderr) == (0, "")
     assert "job,physics,alice,,100000000000000,2000000000,800000\n" in done.stdout
     assert [float(p["time"]) for p in prom.params] == [JUNE_AT] * 9
+
+
+def test_a_ca_file_that_is_not_pem_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    args = ["--promserver", "https://u:secret@127.0.0.1:1", "--last", "1d"]
+    code, _, err = report(capsys, *args, "--promserver.ca-file", str(ca))
+    assert code == 2
+    assert one_error_line(err).startswith("the TLS files cannot be used: TLS error")
+    assert "secret" not in err

@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         "biggest first, with their share of all bytes. Exit status: 0 done, 1 the server, "
         "its answers or the output failed or there are no counters in the period, 2 a "
         "bad flag.",
+        epilog="The numbers are Prometheus's increase() of the counters over the period, "
+        "which extrapolates to its ends and takes an exporter restart as a counter reset: "
+        "exact for steady IO, close otherwise, not the byte-exact difference of the Lustre "
+        "counters. Example: report --promserver=http://prometheus:9090 --from=2024-05-01 "
+        "--to=2024-06-01 --selector='job=\"cluster\"' --format=html --output=may.html",
         allow_abbrev=False,
     )
     for name, metavar, text in _FLAGS:
