@@ -15,7 +15,7 @@ answers into accounts (each with its users), IO outside Slurm jobs per user, una
 IO per reason and the total, biggest first (read + written bytes), in exact integers::
 
     Report(accounts=(AccountRow(account='physics', usage=Usage(read_bytes=140200000000000,
-    write_bytes=3100000000, metadata_ops=1200000), share=81.3, users=(Row(name='alice',
+    write_bytes=3100000000, metadata_ops=1200000), share=96.4, users=(Row(name='alice',
     usage=Usage(...)), ...)), ...), outside_jobs=(Row(name='root', ...),), ...)
 """
 

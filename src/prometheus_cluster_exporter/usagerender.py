@@ -8,15 +8,18 @@ Pure: strings from a ``usage.Report``, no I/O. Imports ``usage`` and ``usageperi
             2024-04-30 22:00:00 UTC to 2024-05-31 22:00:00 UTC
     Server  http://prometheus:9090, selector job="cluster"
 
-    ACCOUNT / USER              READ   WRITTEN   METADATA OPS    SHARE
-    physics                 140.2 TB    3.1 GB          1.2 M   96.8 %
-      alice                 100.0 TB    2.0 GB        800.0 k
-      bob                    40.2 TB    1.1 GB        400.0 k
-    Outside Slurm jobs        4.4 TB    1.0 GB         35.0 k    3.0 %
-      root                    4.4 TB    1.0 GB         35.0 k
-    Unattributed            312.0 GB     512 B            950    0.2 %
-      unknown_job           312.0 GB     512 B            950
-    Total                   144.9 TB    4.1 GB          1.2 M  100.0 %
+    ACCOUNT / USER          READ   WRITTEN  METADATA OPS    SHARE
+    physics             140.2 TB    3.1 GB         1.2 M   96.4 %
+      alice             100.0 TB    2.0 GB       800.0 k
+      bob                40.2 TB    1.1 GB       400.0 k
+    chem                  3.1 GB  512.0 GB        35.0 k    0.4 %
+      carol               3.1 GB  512.0 GB             0
+      dave                   0 B       0 B        35.0 k
+    Outside Slurm jobs    4.4 TB    1.0 GB            12    3.0 %
+      root                4.4 TB    1.0 GB            12
+    Unattributed        312.0 GB     512 B           950    0.2 %
+      unknown_job       312.0 GB     512 B           950
+    Total               144.9 TB  516.1 GB         1.2 M  100.0 %
 
 CSV and JSON carry exact integers: CSV one row per job user, user outside jobs and
 reason (``kind,account,user,reason,read_bytes,write_bytes,metadata_ops``), JSON the
