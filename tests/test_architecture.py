@@ -32,6 +32,10 @@ PURE = {
     "report",
     "topjobs",
     "counters",
+    "usage",
+    "usageperiod",
+    "usagerender",
+    "usagehtml",
 }
 #: What only the entry point may use.
 ENTRY = {"cli", "wiring", "flags", "flagtable"}
@@ -106,7 +110,9 @@ def test_only_the_wiring_knows_the_concrete_sources() -> None:
         for module, imported in GRAPH.items()
         if any(_is_source(m) for m in imported) and not _is_source(module)
     }
-    assert users == {"wiring"}
+    # The report command is an entry point of its own, with one source: the query client.
+    assert users == {"wiring", "usagecli"}
+    assert {m for m in GRAPH["usagecli"] if _is_source(m)} == {"sources.promhttp"}
 
 
 def test_no_import_cycles() -> None:

@@ -90,6 +90,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return simulate.main(args[1:])
     if args[:1] == ["rules"]:
         return print_rules(args[1:])
+    if args[:1] == ["report"]:
+        from prometheus_cluster_exporter import usagecli
+
+        return usagecli.main(args[1:])
     invocation = parse_args(args)
     mode, config = invocation.mode, invocation.config
     arenas_limited = limit_malloc_arenas()  # before any thread starts

@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="other commands: 'prometheus-cluster-exporter rules [flags]' prints the "
         "recording rules of --mode=join for these flags; 'prometheus-cluster-exporter "
         "simulate --help', a synthetic Lustre jobstats exporter whose counters grow at "
-        "known rates (for trying dashboards and checking the exporter against ground truth)",
+        "known rates (for trying dashboards and checking the exporter against ground truth); "
+        "'prometheus-cluster-exporter report --help', a usage report for chargeback (bytes "
+        "and metadata operations per account and user over a period, from the "
+        "--metrics.counters series a Prometheus stored)",
         allow_abbrev=False,
     )
     groups: Dict[str, Any] = {}
