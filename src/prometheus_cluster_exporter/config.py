@@ -162,8 +162,7 @@ class Config:
     counters: bool = False
     #: --metrics.counters-max-gap: the longest window an increase query asks (seconds).
     counters_max_gap: float = 3600.0
-    #: --metrics.counters-min-window: the shortest window counted (seconds); None: the
-    #: --timerange window.
+    #: --metrics.counters-min-window (seconds); None: the --timerange window.
     counters_min_window: Optional[float] = None
     web_config_file: Optional[str] = None
     promserver_user: Optional[str] = None
@@ -216,15 +215,13 @@ class Config:
 
     @property
     def effective_job_grace(self) -> float:
-        if self.job_grace is not None:
-            return self.job_grace
-        return self.window_seconds + JOB_GRACE_MARGIN
+        grace = self.job_grace
+        return self.window_seconds + JOB_GRACE_MARGIN if grace is None else grace
 
     @property
     def effective_counters_min_window(self) -> float:
-        if self.counters_min_window is not None:
-            return self.counters_min_window
-        return self.window_seconds
+        window = self.counters_min_window
+        return self.window_seconds if window is None else window
 
     def __post_init__(self) -> None:
         self._check_server()
@@ -334,10 +331,7 @@ class Config:
         if self.counters_max_gap <= 0:
             raise ConfigError("--metrics.counters-max-gap: must be more than 0")
         if not 0 <= self.effective_counters_min_window < self.counters_max_gap:
-            raise ConfigError(
-                "--metrics.counters-min-window: must be 0 or more and less than "
-                "--metrics.counters-max-gap"
-            )
+            raise ConfigError("--metrics.counters-min-window: 0 up to --metrics.counters-max-gap")
         if self.counters and self.mode == JOIN:
             raise ConfigError("--metrics.counters: direct mode only, not with --mode=join")
         if not 0 <= self.top_jobs <= MAX_TOP_JOBS:

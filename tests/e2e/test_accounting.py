@@ -24,16 +24,22 @@ import json
 import math
 import os
 import signal
+import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlencode
 
 import pytest
 
+from prometheus_cluster_exporter.usagehtml import READ_COLOUR, WRITE_COLOUR
 from tests.e2e import components as c
+from tests.e2e import pngpixels
 from tests.e2e.conftest import GETENT_SSSD, MIB, SlurmJobs, uid
+from tests.e2e.pngpixels import count_colour
+from tests.e2e.test_status_page_browser import chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -329,3 +335,83 @@ def test_an_exporter_restart_is_an_ordinary_counter_reset(run: Run) -> None:
             if off_by(got, want) > TOLERANCE:
                 problems.append(f"{kind} {dict(who)} {what}: {got:.0f}, want {want:.0f}")
     assert not problems, "\n".join(problems)
+
+
+# -- the usage report ---------------------------------------------------------------------
+
+
+def report(run: Run, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*c.exporter_command(), "report", f"--promserver={run.prometheus}", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def period(run: Run) -> Tuple[int, int, List[str]]:
+    """The whole run, across the restart, in whole seconds; and its flags."""
+    steady = samples(run, "job", "read")[owner(account="physics", user="alice")]
+    start, end = math.ceil(steady[0][0]) + 1, math.floor(run.at["end"])
+
+    def iso(at: int) -> str:
+        return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return start, end, [f"--from={iso(start)}", f"--to={iso(end)}", '--selector=job="cluster"']
+
+
+def test_the_report_gives_each_owner_its_known_total(run: Run, tmp_path: Path) -> None:
+    start, end, flags = period(run)
+    done = report(run, tmp_path, *flags, "--format=json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["seconds"] == end - start
+    got: Dict[Tuple[str, Owner], Dict[str, int]] = {}
+    for account in document["accounts"]:
+        for user in account["users"]:
+            got[("job", owner(account=account["account"], user=user["user"]))] = user
+    for user in document["outside_jobs"]:
+        got[("proc", owner(proc_name="dd", group_name="hpc-chem", user_name=user["user"]))] = user
+    for reason in document["unattributed"]:
+        got[("unattributed", owner(reason=reason["reason"]))] = reason
+    assert set(got) == set(run.truth)
+    problems = []
+    for key in run.truth:
+        for what, field_name in (("read", "read_bytes"), ("write", "write_bytes"),
+                                 ("metadata", "metadata_ops")):  # fmt: skip
+            want = run.expected(*key, what, start, end)
+            value = got[key][field_name]
+            assert isinstance(value, int)
+            if (want or value) and off_by(value, want or 1) > TOLERANCE:
+                problems.append(f"{key} {field_name}: {value}, want {want:.0f}")
+    assert not problems, "\n".join(problems)
+    # Biggest first: physics moved the most bytes.
+    assert document["accounts"][0]["account"] == "physics"
+    text = report(run, tmp_path, *flags)
+    assert text.returncode == 0 and "physics" in text.stdout and " MB" in text.stdout, text
+
+
+def test_the_html_report_in_headless_chromium(run: Run, tmp_path: Path) -> None:
+    """The page alone (no network), rendered: the table and a chart whose read and written
+    bars have the areas of the bytes."""
+    start, end, flags = period(run)
+    page = tmp_path / "usage.html"
+    done = report(run, tmp_path, *flags, "--format=html", f"--output={page}")
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'id="chart"' in dom.stdout and 'id="usage"' in dom.stdout
+    for name in ("physics", "chemistry", "biology", "alice", "bob", "carol", "unknown_job"):
+        assert name in dom.stdout, name
+    shot = tmp_path / "usage.png"
+    taken = chromium(tmp_path, "--window-size=1200,1000", f"--screenshot={shot}", page.as_uri())
+    assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]
+    width, height, channels, pixels = pngpixels.decode(shot.read_bytes())
+    assert (width, height) == (1200, 1000)
+    read_px = count_colour(pixels, channels, READ_COLOUR)
+    write_px = count_colour(pixels, channels, WRITE_COLOUR)
+    legend = min(read_px, write_px, 14 * 14)  # each legend square, at the page's scale
+    assert read_px > 2000 and write_px > 2000, (read_px, write_px)
+    jobs = [key for key in run.truth if key[0] == "job"]
+    read = math.fsum(run.expected(*key, "read", start, end) for key in jobs)
+    write = math.fsum(run.expected(*key, "write", start, end) for key in jobs)
+    ratio = (read_px - legend) / (write_px - legend)
+    assert ratio == pytest.approx(read / write, rel=0.15), (read_px, write_px, read, write)
