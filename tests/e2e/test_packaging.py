@@ -179,6 +179,12 @@ def test_single_file_build_runs_on_python(pyz: Path, minor: str) -> None:
     failing = run(python, "-I", str(pyz), *failing_scrape_args(), timeout=60)
     assert failing.returncode == 1, failing.stderr[-2000:]
     assert Scrape(failing.stdout).value("cluster_exporter_scrape_ok") == 0
+    # The report command is in the file too: a closed port is one line and status 1.
+    reported = run(python, "-I", str(pyz), "report", "--promserver=http://127.0.0.1:1",
+                   "--last=1d", timeout=60)  # fmt: skip
+    assert reported.returncode == 1, reported.stderr[-2000:]
+    assert reported.stderr.startswith("prometheus-cluster-exporter report: error: cannot query")
+    assert reported.stderr.count("\n") == 1
     # PyYAML (--web.config.file) works from the file, in pure Python.
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import yaml, prometheus_client;"
