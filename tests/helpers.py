@@ -3,6 +3,7 @@ exposition parsing."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import re
@@ -74,7 +75,14 @@ class FakePrometheus:
     #: Every request's query parameters (query, time, timeout).
     params: List[Dict[str, str]] = field(default_factory=list)
     headers: List[Dict[str, str]] = field(default_factory=list)
+    #: Seconds the server's clock (its Date header) is ahead of this host's.
+    clock_shift: float = 0.0
     server: Optional[ThreadingHTTPServer] = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
 
     @property
     def url(self) -> str:
@@ -104,6 +112,12 @@ class FakePrometheus:
             self.set(kind, (FIXTURES / f"prometheus-{kind}.json").read_bytes())
         self.load_probe()
 
+    def answer(self, query: str) -> Answer:
+        """The answer to ``query``: the one set for its kind, else an empty vector."""
+        return self.answers.get(kind_of(query)) or Answer(
+            b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        )
+
     def start(self) -> None:
         fake = self
 
@@ -118,10 +132,7 @@ class FakePrometheus:
                 fake.queries.append(query)
                 fake.params.append(params)
                 fake.headers.append(dict(self.headers.items()))
-                kind = kind_of(query)
-                answer = fake.answers.get(kind) or Answer(
-                    b'{"status":"success","data":{"resultType":"vector","result":[]}}'
-                )
+                answer = fake.answer(query)
                 if answer.delay:
                     time.sleep(answer.delay)
                 try:
@@ -151,12 +162,17 @@ class FakePrometheus:
                     self.wfile.flush()
                     time.sleep(answer.trickle)
 
+            def date_time_string(self, timestamp: Optional[float] = None) -> str:
+                return email.utils.formatdate(time.time() + fake.clock_shift, usegmt=True)
+
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         if self.server is not None:

@@ -38,11 +38,10 @@ def _unfilter(kind: int, row: bytearray, prior: bytes, bpp: int) -> None:
         raise ValueError(f"unknown PNG filter {kind}")
 
 
-def decode(data: bytes) -> Tuple[int, int, int, bytes]:
-    """(width, height, channels, pixels row after row)."""
+def image_data(data: bytes) -> Tuple[int, int, int, bytes]:
+    """(width, height, colour type, the decompressed image data: filtered rows)."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    assert depth == 8 and colour in CHANNELS and not interlace, (depth, colour, interlace)
+    width, height, _, colour = struct.unpack(">IIBB", data[16:26])
     idat = b""
     offset = 8
     while offset < len(data):
@@ -50,7 +49,14 @@ def decode(data: bytes) -> Tuple[int, int, int, bytes]:
         if data[offset + 4 : offset + 8] == b"IDAT":
             idat += data[offset + 8 : offset + 8 + length]
         offset += 12 + length
-    raw = zlib.decompress(idat)
+    return width, height, colour, zlib.decompress(idat)
+
+
+def decode(data: bytes) -> Tuple[int, int, int, bytes]:
+    """(width, height, channels, pixels row after row)."""
+    depth, interlace = data[24], data[28]
+    width, height, colour, raw = image_data(data)
+    assert depth == 8 and colour in CHANNELS and not interlace, (depth, colour, interlace)
     bpp = CHANNELS[colour]
     stride = width * bpp
     prior = bytes(stride)

@@ -35,46 +35,12 @@ PACKAGES=(mariadb-server mariadb-client slurmdbd slurmctld slurmd slurm-client m
 ASSOCIATIONS=("alice:physics,chemistry" "bob:chemistry" "carol:biology" "dave:biology")
 
 log() { echo "slurm-accounting: $*" >&2; }
-
-need_root() {
-    if [ "$(id -u)" != 0 ]; then
-        log "must run as root"
-        exit 1
-    fi
-}
+# shellcheck source=cluster-lib.sh
+. "$(dirname "$0")/cluster-lib.sh"
 
 install_packages() {
-    need_root
-    local missing=()
-    for cmd in mariadbd mariadb-install-db mariadb slurmdbd sacctmgr slurmctld slurmd munged ip nsenter unshare; do
-        command -v "$cmd" >/dev/null || missing+=("$cmd")
-    done
-    if [ ${#missing[@]} -eq 0 ]; then
-        log "packages already installed"
-        return
-    fi
-    log "installing ${PACKAGES[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
-}
-
-pid_running() {
-    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
-}
-
-stop_pidfile() {
-    local file=$1 wait=${2:-50} pid i
-    if pid_running "$file"; then
-        pid=$(cat "$file")
-        kill "$pid" 2>/dev/null || true
-        for i in $(seq 1 "$wait"); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$file"
+    install_missing "mariadbd mariadb-install-db mariadb slurmdbd sacctmgr slurmctld slurmd munged ip nsenter unshare" \
+        "${PACKAGES[@]}"
 }
 
 netns_path() { echo "/proc/$(cat "$STATE/netns.pid")/ns/net"; }
@@ -97,20 +63,6 @@ start_netns() {
     ns ip link set lo up
     # slurmdbd exits at start without a second address on the loopback.
     ns ip addr add 127.0.0.2/8 dev lo
-}
-
-start_munged() {
-    pid_running "$MUNGE/munged.pid" && return
-    install -d -o munge -g munge -m 0700 "$STATE/munge-key"
-    install -d -o munge -g munge -m 0755 "$MUNGE"
-    if [ ! -s "$STATE/munge-key/munge.key" ]; then
-        dd if=/dev/urandom of="$STATE/munge-key/munge.key" bs=1024 count=1 status=none
-        chown munge:munge "$STATE/munge-key/munge.key"
-        chmod 0400 "$STATE/munge-key/munge.key"
-    fi
-    runuser -u munge -- /usr/sbin/munged --force --key-file="$STATE/munge-key/munge.key" \
-        --socket="$MUNGE/munge.socket" --pid-file="$MUNGE/munged.pid" \
-        --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/munged.seed"
 }
 
 sql() { mariadb --no-defaults -S "$DB_RUN/mysqld.sock" -u root "$@"; }
@@ -253,7 +205,7 @@ start() {
     stop_daemons
     install -d -m 0755 "$STATE"
     start_netns
-    start_munged
+    start_munged "$STATE/munge-key/munge.key" "$MUNGE"
     start_mariadb
     write_conf
     ns slurmdbd
@@ -269,11 +221,10 @@ start() {
 
 stop_daemons() {
     if [ -f "$STATE/netns.pid" ] && pid_running "$STATE/slurmctld.pid"; then
-        timeout 10 nsenter --net="$(netns_path)" scancel --quiet --state=PENDING,RUNNING,SUSPENDED \
-            --user=alice 2>/dev/null || true
-        local user
-        for user in bob carol dave; do
-            timeout 10 nsenter --net="$(netns_path)" scancel --quiet --user=$user 2>/dev/null || true
+        local entry
+        for entry in "${ASSOCIATIONS[@]}"; do
+            timeout 10 nsenter --net="$(netns_path)" scancel --quiet --user="${entry%%:*}" \
+                2>/dev/null || true
         done
     fi
     stop_pidfile "$STATE/slurmd-n1.pid"

@@ -36,28 +36,12 @@ USERS=(
 )
 
 log() { echo "slurm-cluster: $*" >&2; }
-
-need_root() {
-    if [ "$(id -u)" != 0 ]; then
-        log "must run as root"
-        exit 1
-    fi
-}
+# shellcheck source=cluster-lib.sh
+. "$(dirname "$0")/cluster-lib.sh"
 
 install_packages() {
-    need_root
-    local missing=()
-    for cmd in prometheus promtool victoria-metrics slurmctld slurmd sbatch munged curl chromium; do
-        command -v "$cmd" >/dev/null || missing+=("$cmd")
-    done
-    if [ ${#missing[@]} -eq 0 ]; then
-        log "packages already installed"
-        return
-    fi
-    log "installing ${PACKAGES[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+    install_missing "prometheus promtool victoria-metrics slurmctld slurmd sbatch munged curl chromium" \
+        "${PACKAGES[@]}"
 }
 
 create_users() {
@@ -123,25 +107,6 @@ refuse_foreign_slurm() {
     fi
 }
 
-pid_running() {
-    local file=$1
-    [ -s "$file" ] && kill -0 "$(cat "$file")" 2>/dev/null
-}
-
-stop_pidfile() {
-    local file=$1 pid i
-    if pid_running "$file"; then
-        pid=$(cat "$file")
-        kill "$pid" 2>/dev/null || true
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$file"
-}
-
 write_conf() {
     local host
     host=$(hostname -s)
@@ -186,23 +151,6 @@ cluster_answers() {
     timeout 5 sinfo -h -o %T 2>/dev/null | grep -Eq '^(idle|mixed|allocated)'
 }
 
-start_munged() {
-    if pid_running "$MUNGE/munged.pid"; then
-        return
-    fi
-    install -d -o munge -g munge -m 0700 "$(dirname "$MUNGE_KEY")"
-    install -d -o munge -g munge -m 0755 "$MUNGE"
-    if [ ! -s "$MUNGE_KEY" ]; then
-        dd if=/dev/urandom of="$MUNGE_KEY" bs=1024 count=1 status=none
-        chown munge:munge "$MUNGE_KEY"
-        chmod 0400 "$MUNGE_KEY"
-    fi
-    rm -f "$MUNGE/munged.pid"
-    runuser -u munge -- /usr/sbin/munged --force --key-file="$MUNGE_KEY" \
-        --socket="$MUNGE/munge.socket" --pid-file="$MUNGE/munged.pid" \
-        --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/munged.seed"
-}
-
 start() {
     need_root
     if pid_running "$STATE/slurmctld.pid" && pid_running "$STATE/slurmd.pid" && cluster_answers; then
@@ -214,7 +162,7 @@ start() {
     # Leftovers of a crash: stop whatever is recorded, start clean.
     stop_daemons
     write_conf
-    start_munged
+    start_munged "$MUNGE_KEY" "$MUNGE"
     # -i: ignore saved state from an earlier run (no stale jobs).
     rm -rf "${STATE:?}/state/"*
     slurmctld -i -f "$CONF"

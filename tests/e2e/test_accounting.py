@@ -144,17 +144,13 @@ def wait_for_samples(prometheus: str, count: int, after: float) -> float:
     return seen[-1]
 
 
-def submit(jobs: SlurmJobs, role: str, user: str, account: str) -> str:
-    return jobs.submit(role, user, account)
-
-
 @pytest.fixture(scope="module")
 def run(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("accounting")
     jobs = SlurmJobs()
-    steady = submit(jobs, "acct-steady", "alice", "physics")
-    ends = submit(jobs, "acct-ends", "carol", "biology")
-    resets = submit(jobs, "acct-reset", "bob", "chemistry")
+    steady = jobs.submit("acct-steady", "alice", "physics")
+    ends = jobs.submit("acct-ends", "carol", "biology")
+    resets = jobs.submit("acct-reset", "bob", "chemistry")
     dd = f"dd.{uid('bob')}"
     spec_jobs = [
         {"jobid": steady, "read": 8 * MIB, "write": 2 * MIB, "mdt_ops": {"open": 40}},

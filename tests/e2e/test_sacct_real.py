@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from tests.e2e import components as c
-from tests.e2e.conftest import GETENT_SSSD, MIB
+from tests.e2e.conftest import GETENT_SSSD, MIB, SlurmJobs
 from tests.helpers import Scrape
 
 pytestmark = pytest.mark.e2e
@@ -45,19 +45,9 @@ def setns(path: str) -> None:
         os.close(fd)
 
 
-def slurm(*argv: str) -> str:
-    return c.slurm(*argv)
-
-
-def submit(user: str, group: str, account: str, *extra: str) -> str:
-    out = slurm("sbatch", "--parsable", f"--uid={user}", f"--gid={group}", "-A", account,
-                "-o", "/dev/null", "--chdir=/tmp", *extra, "--wrap", "sleep 900")  # fmt: skip
-    return out.strip().split(";")[0]
-
-
 def sacct_rows(ids: List[str]) -> Dict[str, Tuple[str, str, str]]:
     """JobIDRaw -> (account, user, state) as the accounting database has them."""
-    out = slurm("sacct", "-X", "-n", "-P", "-a", "-j", ",".join(ids),
+    out = c.slurm("sacct", "-X", "-n", "-P", "-a", "-j", ",".join(ids),
                 "-o", "JobIDRaw,Account,User,State")  # fmt: skip
     rows = {}
     for line in out.splitlines():
@@ -115,21 +105,20 @@ def ended(accounting: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """Ended jobs of every shape with IO at known rates; the exporter, Prometheus and the
     simulator in the namespace."""
     owners: Dict[str, Tuple[str, str]] = {}
-    plain = submit("bob", "hpc-chem", "chemistry")
-    second = submit("alice", "hpc-physics", "chemistry")  # alice's second account
-    array = submit("carol", "hpc-bio", "biology", "--array=1-3")
-    het = slurm("sbatch", "--parsable", "--uid=dave", "--gid=hpc-geo", "-A", "biology",
-                "-o", "/dev/null", "--chdir=/tmp", "-n1", ":", "-n1",
-                "--wrap", "sleep 900").strip().split(";")[0]  # fmt: skip
+    jobs = SlurmJobs()
+    plain = jobs.submit("plain", "bob", "chemistry")
+    second = jobs.submit("second", "alice", "chemistry")  # alice's second account
+    array = jobs.submit("array", "carol", "biology", "--array=1-3")
+    het = jobs.submit("het", "dave", "biology", "-n1", ":", "-n1")
 
     def array_elements() -> List[str]:
-        out = slurm("squeue", "-h", "-j", array, "-o", "%A %K").split()
+        out = c.slurm("squeue", "-h", "-j", array, "-o", "%A %K").split()
         pairs = list(zip(out[::2], out[1::2]))
         return [a for a, k in pairs if k.isdigit()] if len(pairs) == 3 else []
 
     elements = c.wait_until(array_elements, 60, "the array's elements to get their ids")
     het_ids = c.wait_until(
-        lambda: sorted(slurm("squeue", "-h", "-j", het, "-o", "%A").split(), key=int),
+        lambda: sorted(c.slurm("squeue", "-h", "-j", het, "-o", "%A").split(), key=int),
         60, "the het job's components"
     )  # fmt: skip
     owners[plain] = ("chemistry", "bob")
@@ -139,8 +128,10 @@ def ended(accounting: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     owners[het] = ("biology", "dave")
     all_ids = [plain, second, *elements, *het_ids]
     for jobid in (plain, second, array, het):
-        slurm("scancel", jobid)
-    c.wait_until(lambda: not slurm("squeue", "-h", "-o", "%A").split(), 60, "squeue to forget them")
+        c.slurm("scancel", jobid)
+    c.wait_until(
+        lambda: not c.slurm("squeue", "-h", "-o", "%A").split(), 60, "squeue to forget them"
+    )
     c.wait_until(lambda: ended_in_accounting(all_ids), 60, "accounting to have the ended jobs")
     rates = {
         plain: {"read": 4 * MIB, "write": MIB, "open": 20},
@@ -232,11 +223,11 @@ def test_a_job_that_reaches_accounting_later_is_named_then(ended: dict) -> None:
     before = scrape(ended["url"])
     physics = {"account": "physics", "user": "alice"}
     assert before.value("cluster_job_read_throughput_bytes", **physics) is None
-    jobid = submit("alice", "hpc-physics", "physics")
+    jobid = SlurmJobs().submit("future", "alice", "physics")
     assert jobid == ended["future"], "another job took the id the simulator serves"
-    slurm("scancel", jobid)
+    c.slurm("scancel", jobid)
     c.wait_until(lambda: ended_in_accounting([jobid]), 60, "accounting to have the job")
-    c.wait_until(lambda: jobid not in slurm("squeue", "-h", "-o", "%A").split(), 60, "squeue")
+    c.wait_until(lambda: jobid not in c.slurm("squeue", "-h", "-o", "%A").split(), 60, "squeue")
 
     def named() -> bool:
         value = scrape(ended["url"]).value("cluster_job_read_throughput_bytes", **physics)
@@ -260,9 +251,9 @@ def test_with_private_data_a_plain_user_needs_an_admin_level(ended: dict) -> Non
 
     hidden = as_dave()
     assert (hidden.returncode, hidden.stdout) == (0, ""), hidden
-    slurm("sacctmgr", "-i", "modify", "user", "dave", "set", "AdminLevel=Operator")
+    c.slurm("sacctmgr", "-i", "modify", "user", "dave", "set", "AdminLevel=Operator")
     try:
         shown = as_dave()
     finally:
-        slurm("sacctmgr", "-i", "modify", "user", "dave", "set", "AdminLevel=None")
+        c.slurm("sacctmgr", "-i", "modify", "user", "dave", "set", "AdminLevel=None")
     assert shown.stdout == f"{jobid}|chemistry|bob\n", shown

@@ -4,14 +4,13 @@ built and its screenshot are checked."""
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 
 import pytest
 
 from tests.e2e import components as c
+from tests.e2e import pngpixels
 
 pytestmark = pytest.mark.e2e
 CHROMIUM_FLAGS = [
@@ -23,17 +22,8 @@ CHROMIUM_FLAGS = [
 
 def png_facts(data: bytes) -> tuple[int, int, int]:
     """(width, height, distinct byte values in the image data) of a PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    idat = b""
-    offset = 8
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind = data[offset + 4 : offset + 8]
-        if kind == b"IDAT":
-            idat += data[offset + 8 : offset + 8 + length]
-        offset += 12 + length
-    return width, height, len(set(zlib.decompress(idat)))
+    width, height, _, raw = pngpixels.image_data(data)
+    return width, height, len(set(raw))
 
 
 def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
